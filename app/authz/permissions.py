@@ -1,0 +1,71 @@
+"""`resource:action` permissions with `*` wildcards, and the route dependency that checks them.
+
+A check against a principal's effective set is four hash look-ups whatever the size of the
+role graph: the graph was flattened once, when the principal was built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+PERMISSION_RE = re.compile(r"^(\*|[a-z][a-z0-9_\-]{0,79}):(\*|[a-z][a-z0-9_\-]{0,79})$")
+WILDCARD = "*"
+
+
+def is_valid_permission(name: str) -> bool:
+    return bool(PERMISSION_RE.match(name))
+
+
+def split_permission(name: str) -> tuple[str, str]:
+    resource, _, action = name.partition(":")
+    return resource, action
+
+
+class PermissionSet:
+    """An immutable effective permission set with wildcard-aware membership."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._names = frozenset(names)
+
+    def allows(self, permission: str) -> bool:
+        names = self._names
+        if permission in names or "*:*" in names:
+            return True
+        resource, _, action = permission.partition(":")
+        return f"{resource}:*" in names or f"*:{action}" in names
+
+    def allows_all(self, permissions: Iterable[str]) -> bool:
+        return all(self.allows(p) for p in permissions)
+
+    def covers(self, granted: str) -> bool:
+        """True when holding this set means also holding `granted` (which may be a wildcard):
+        used by delegation checks, where granting `patient:*` needs `patient:*` or `*:*`."""
+        if self.allows(granted) and WILDCARD not in granted:
+            return True
+        names = self._names
+        if "*:*" in names:
+            return True
+        resource, action = split_permission(granted)
+        if resource == WILDCARD and action == WILDCARD:
+            return False
+        if resource == WILDCARD:
+            return f"*:{action}" in names
+        if action == WILDCARD:
+            return f"{resource}:*" in names
+        return False
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self._names
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"PermissionSet({sorted(self._names)!r})"

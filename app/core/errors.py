@@ -1,0 +1,255 @@
+"""Domain exceptions and their RFC 9457 problem+json rendering.
+
+Services raise `AppError` subclasses carrying a status and a stable machine-readable `code`;
+one set of handlers turns them, framework validation errors, database integrity errors and any
+unexpected exception into `application/problem+json`. Nothing a client sends produces a stack
+trace or echoes a value back (validation errors drop the offending input, which may be a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.core.context import current_request_id
+
+logger = logging.getLogger("gatehouse.errors")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://gatehouse.dev/problems/"
+
+
+class AppError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+    title: str | None = None
+    # When True the request's transaction is committed before the error is answered.
+    keep_changes: bool = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        keep_changes: bool | None = None,
+    ) -> None:
+        super().__init__(detail or self.title or "")
+        if keep_changes is not None:
+            self.keep_changes = keep_changes
+        self.detail = detail
+        if code:
+            self.code = code
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "not_authenticated"
+    title = "Not authenticated"
+
+    def __init__(self, detail: str | None = "Not authenticated", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(AppError):
+    """422 with field-level errors: `errors=[{"field": "email", "message": "..."}]`."""
+
+    status = 422
+    code = "validation_error"
+    title = "Validation failed"
+
+    @classmethod
+    def for_field(cls, field: str, message: str, *, code: str | None = None) -> ValidationFailed:
+        return cls(message, code=code, errors=[{"field": field, "message": message}])
+
+
+class RateLimited(AppError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(
+            detail or "Too many requests; try again later",
+            headers={"Retry-After": str(max(1, retry_after))},
+            extra={"retry_after": max(1, retry_after)},
+        )
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str | None = None,
+    detail: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail or title or HTTPStatus(status).phrase,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) if parts else ".".join(str(p) for p in loc)
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": _field_of(tuple(err.get("loc", ()))),
+            "location": str(err.get("loc", ("body",))[0]),
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", "value_error"),
+        }
+        for err in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        request,
+        status=422,
+        code="validation_error",
+        title="Validation failed",
+        detail=f"Invalid input: {fields}" if fields else "Invalid input",
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=codes.get(exc.status_code, "http_error"),
+        detail=str(exc.detail) if exc.detail else None,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> Response:
+    # Deliberately generic: the clashing value may be one the caller is not allowed to read.
+    logger.info("integrity error: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        status=409,
+        code="conflict",
+        title="Conflict",
+        detail="The request conflicts with the current state of a resource",
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    logger.error("database error", exc_info=exc)
+    return problem_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        detail="The database could not complete the request; try again",
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error", exc_info=exc)
+    return problem_response(
+        request, status=500, code="internal_error", detail="An unexpected error occurred"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """For `responses=` on routes: documents the problem+json errors a route can answer."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
