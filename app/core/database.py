@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import uuid_utils
+from fastapi import Depends
 from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -183,3 +184,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             if session.in_transaction():
                 await session.commit()
             await run_after_commit(session)
+
+
+# The request's unit of work. scope="function": the commit happens before the response is sent,
+# so a client never sees a success whose transaction then fails.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
