@@ -59,8 +59,10 @@ def seed(
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
-    reload: bool = False,
+    workers: Annotated[
+        int, typer.Option(min=1, envvar="WEB_CONCURRENCY", help="Worker processes")
+    ] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
     demo: Annotated[bool, typer.Option(help="Load demo users and synthetic records")] = False,
 ) -> None:
     """Migrate, seed and run the server (SQLite file gatehouse.db unless DATABASE_URL is set)."""
@@ -68,8 +70,10 @@ def serve(
 
     from app.bootstrap import migrate as run_migrate
     from app.bootstrap import run_seed
+    from app.core.logging import configure_logging
 
     settings = _settings()
+    configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL, settings.LOG_JSON)
     if workers > 1 and settings.REDIS_URL is None:
         typer.secho(
             "Note: without REDIS_URL, workers share revocations and permission changes by"
@@ -90,6 +94,8 @@ def serve(
         proxy_headers=False,  # X-Forwarded-For is handled by our middleware (TRUSTED_PROXIES)
         server_header=False,
         access_log=False,
+        # uvicorn's own loggers propagate to the JSON handler set up by create_app().
+        log_config=None,
         log_level=settings.LOG_LEVEL.lower(),
     )
 
@@ -104,8 +110,14 @@ def create_superuser(
     import asyncio
 
     from app.bootstrap import create_superuser as run
+    from app.core.passwords import password_problems
 
     settings = _settings()
+    problems = password_problems(password, settings, username=username, email=email)
+    if problems:
+        for problem in problems:
+            typer.secho(f"Password {problem}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
     created = asyncio.run(run(settings, username=username, email=email, password=password))
     typer.echo("created" if created else "a user with that username already exists")
     if not created:
@@ -116,11 +128,81 @@ def create_superuser(
 def check_config() -> None:
     """Validate the configuration and print it with secrets masked."""
     settings = _settings()
-    secret_keys = {"SECRET_KEY", "SMTP_PASSWORD", "SUPERADMIN_PASSWORD", "DEMO_PASSWORD"}
+    for key, value in masked_settings(settings).items():
+        typer.echo(f"{key}={value}")
+    typer.secho(
+        f"configuration is valid (ENVIRONMENT={settings.ENVIRONMENT})", fg=typer.colors.GREEN
+    )
+
+
+SECRET_SETTINGS = {"SECRET_KEY", "SMTP_PASSWORD", "SUPERADMIN_PASSWORD", "DEMO_PASSWORD"}
+URL_SETTINGS = {"DATABASE_URL", "REDIS_URL"}
+
+
+def _mask_url(url: str) -> str:
+    """`scheme://user:secret@host/db` -> `scheme://user:***@host/db`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, location = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{location}"
+
+
+def masked_settings(settings: Settings) -> dict[str, object]:
+    """Every setting, with secrets replaced by `***` and passwords removed from URLs."""
+    shown: dict[str, object] = {}
     for key, value in settings.model_dump().items():
-        shown = "***" if key in secret_keys and value else value
-        typer.echo(f"{key}={shown}")
-    typer.secho("configuration is valid", fg=typer.colors.GREEN)
+        if key in SECRET_SETTINGS and value:
+            shown[key] = "***"
+        elif key in URL_SETTINGS and isinstance(value, str):
+            shown[key] = _mask_url(value)
+        else:
+            shown[key] = value
+    return shown
+
+
+@cli.command("explain")
+def explain_command(
+    user: Annotated[str, typer.Argument(help="Username or user id")],
+    permission: Annotated[str, typer.Argument(help="resource:action, e.g. patient:read")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON")] = False,
+) -> None:
+    """Explain whether USER holds PERMISSION and through which paths (exit 0 allowed, 1 denied)."""
+    import asyncio
+
+    import orjson
+
+    from app.authz.explain import explain
+    from app.authz.permissions import is_valid_permission
+    from app.core.database import create_null_pool_engine
+
+    if not is_valid_permission(permission):
+        typer.secho(f"not a permission (resource:action): {permission}", fg=typer.colors.RED)
+        raise typer.Exit(code=2)
+    settings = _settings()
+
+    async def run() -> object:
+        engine = create_null_pool_engine(settings.DATABASE_URL)
+        try:
+            async with engine.connect() as conn:
+                return await explain(conn, user, permission)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    if result is None:
+        typer.secho(f"no such user: {user}", fg=typer.colors.RED)
+        raise typer.Exit(code=2)
+    from app.authz.explain import Explanation
+
+    assert isinstance(result, Explanation)
+    if as_json:
+        typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        color = typer.colors.GREEN if result.allowed else typer.colors.RED
+        typer.secho(result.render(), fg=color)
+    raise typer.Exit(code=0 if result.allowed else 1)
 
 
 def main() -> None:

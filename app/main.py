@@ -6,10 +6,9 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import Depends, FastAPI
 
-from app.authz.dependencies import PRINCIPAL_STORE
+from app.authz.dependencies import PRINCIPAL_STORE, rate_limit_principal
 from app.authz.principal import PrincipalStore
 from app.authz.versioning import read_versions
 from app.core import health
@@ -20,7 +19,7 @@ from app.core.database import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.mail import Mailer
-from app.core.middleware import RequestPlumbingMiddleware
+from app.core.middleware import ProblemCORSMiddleware, RequestPlumbingMiddleware
 from app.core.ratelimit import RateLimiter
 from app.core.runtime import Runtime
 from app.core.security import PasswordHasher, TokenService
@@ -57,7 +56,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     if configure_logs:
-        configure_logging(settings.LOG_LEVEL, settings.LOG_JSON)
+        configure_logging("DEBUG" if settings.DEBUG else settings.LOG_LEVEL, settings.LOG_JSON)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,11 +90,17 @@ def create_app(
     app.include_router(health.router)
     for name in MODULE_NAMES:
         module = importlib.import_module(f"app.modules.{name}.api")
-        app.include_router(module.router, prefix=settings.API_PREFIX)
+        # The general per-principal rate limit; auth routes carry their own (per IP/account).
+        limit = settings.RATE_LIMIT_ENABLED and name != "auth"
+        app.include_router(
+            module.router,
+            prefix=settings.API_PREFIX,
+            dependencies=[Depends(rate_limit_principal)] if limit else None,
+        )
 
     if settings.ALLOWED_ORIGINS:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.ALLOWED_ORIGINS,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],

@@ -62,9 +62,21 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# One database per pytest process (xdist worker or plain run), so concurrent runs never share.
+_DB_NAME = f"gatehouse_test_{WORKER}_{os.getpid()}"
+
+
 def _worker_db_url() -> str:
     url = make_url(POSTGRES_URL)
-    return url.set(database=f"gatehouse_test_{WORKER}").render_as_string(hide_password=False)
+    return url.set(database=_DB_NAME).render_as_string(hide_password=False)
+
+
+async def _drop_postgres_database(url: str) -> None:
+    admin = create_null_pool_engine(POSTGRES_URL)
+    async with admin.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    await admin.dispose()
 
 
 async def _recreate_postgres_database(url: str) -> None:
@@ -105,9 +117,12 @@ class Snapshot:
 
 
 @pytest.fixture(scope="session")
-def _templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Built lazily, once per session, for each backend in use."""
-    return {"dir": tmp_path_factory.mktemp("db-templates")}
+    templates: dict[str, Any] = {"dir": tmp_path_factory.mktemp("db-templates")}
+    yield templates
+    if "postgres" in templates:
+        asyncio.run(_drop_postgres_database(_worker_db_url()))
 
 
 def _sqlite_template(templates: dict[str, Any]) -> Path:

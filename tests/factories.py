@@ -21,6 +21,8 @@ DEFAULT_PASSWORD = "Correct-Horse-Battery-9"
 
 @dataclass
 class TestUser:
+    __test__ = False  # not a test class, despite the name
+
     id: uuid.UUID
     username: str
     email: str

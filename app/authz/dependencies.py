@@ -7,14 +7,16 @@ a JWT decode, a set look-up for revocation and a dictionary look-up for the prin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from app.authz.principal import Principal, PrincipalStore
-from app.core.context import set_actor
+from app.core.context import get_request_context, set_actor
 from app.core.errors import Forbidden, Unauthorized
 from app.core.runtime import get_runtime
 from app.core.security import TokenError
@@ -65,7 +67,18 @@ async def get_principal(conn: HTTPConnection) -> Principal:
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+class _BearerPrincipal(OAuth2PasswordBearer):
+    """`get_principal` dressed as the OAuth2 password scheme, so the OpenAPI document declares
+    it (Swagger's Authorize button logs in at /auth/login). It adds no work per request: the
+    call goes straight to `get_principal`."""
+
+    async def __call__(self, conn: HTTPConnection) -> Principal:  # type: ignore[override]
+        return await get_principal(conn)
+
+
+oauth2_principal = _BearerPrincipal(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+CurrentPrincipal = Annotated[Principal, Depends(oauth2_principal)]
 
 
 async def get_authenticated(principal: CurrentPrincipal) -> Principal:
@@ -82,6 +95,8 @@ def require_permission(
 ) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that passes the principal through when it holds every named permission:
     401 for the guest (log in first), 403 for a user who lacks one."""
+    # Interned like the names in every PermissionSet: a granted check is a pointer comparison.
+    permissions = tuple(sys.intern(p) for p in permissions)
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
         missing = [p for p in permissions if not principal.has(p)]
@@ -104,3 +119,17 @@ def require_permission(
 def require(*permissions: str) -> Any:
     """`Annotated` alias builder: `UsersRead = require("user:read")`."""
     return Annotated[Principal, Depends(require_permission(*permissions))]
+
+
+async def rate_limit_principal(conn: HTTPConnection, principal: CurrentPrincipal) -> None:
+    """The general per-principal rate limit (per client address for the guest). Wired on the
+    module routers in app/main.py only when RATE_LIMIT_ENABLED, so it costs nothing otherwise."""
+    limiter = get_runtime(conn).limiter
+    if not limiter.enabled:
+        return
+    if principal.user_id is not None:
+        key = f"user:{principal.user_id}"
+    else:
+        ctx = get_request_context()  # the client address, X-Forwarded-For already resolved
+        key = f"ip:{ctx.ip if ctx and ctx.ip else 'unknown'}"
+    await limiter.hit("api", key)

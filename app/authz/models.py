@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index
 from sqlmodel import Field, SQLModel
 
 from app.core.database import TableBase, created_at_field
@@ -116,7 +116,6 @@ class AuthzState(SQLModel, table=True):
     with every revoked session. Processes compare them to know when their caches are stale."""
 
     __tablename__ = "authz_state"
-    __table_args__ = (UniqueConstraint("id"),)
 
     id: int = Field(default=1, primary_key=True)
     version: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))

@@ -7,6 +7,7 @@ role graph: the graph was flattened once, when the principal was built.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 
 PERMISSION_RE = re.compile(r"^(\*|[a-z][a-z0-9_\-]{0,79}):(\*|[a-z][a-z0-9_\-]{0,79})$")
@@ -23,19 +24,34 @@ def split_permission(name: str) -> tuple[str, str]:
 
 
 class PermissionSet:
-    """An immutable effective permission set with wildcard-aware membership."""
+    """An immutable effective permission set with wildcard-aware membership.
 
-    __slots__ = ("_names",)
+    The wildcards are split out once, at construction, so a check is at most one set look-up
+    for the exact name plus two for the wildcard parts, with no string building."""
+
+    __slots__ = ("_all", "_any_action_of", "_any_resource_for", "_names")
 
     def __init__(self, names: Iterable[str] = ()) -> None:
-        self._names = frozenset(names)
+        # Interned: every cached principal shares one string object per permission name, which
+        # keeps thousands of cached principals small and their look-ups in the CPU caches.
+        self._names = frozenset(map(sys.intern, names))
+        self._all = "*:*" in self._names
+        any_action_of: set[str] = set()  # resources held as "resource:*"
+        any_resource_for: set[str] = set()  # actions held as "*:action"
+        for name in self._names:
+            resource, _, action = name.partition(":")
+            if action == WILDCARD:
+                any_action_of.add(resource)
+            if resource == WILDCARD:
+                any_resource_for.add(action)
+        self._any_action_of = frozenset(any_action_of)
+        self._any_resource_for = frozenset(any_resource_for)
 
     def allows(self, permission: str) -> bool:
-        names = self._names
-        if permission in names or "*:*" in names:
+        if permission in self._names or self._all:
             return True
         resource, _, action = permission.partition(":")
-        return f"{resource}:*" in names or f"*:{action}" in names
+        return resource in self._any_action_of or action in self._any_resource_for
 
     def allows_all(self, permissions: Iterable[str]) -> bool:
         return all(self.allows(p) for p in permissions)

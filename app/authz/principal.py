@@ -73,8 +73,7 @@ class Principal:
 
 # Roles reachable from a user's direct and group roles, walking inheritance through active
 # roles only (an inactive role contributes nothing, not even what it inherits). One statement.
-_EFFECTIVE_ROLES_SQL = text(
-    """
+_CLOSURE_CTE = """
     WITH RECURSIVE
     seed(role_id) AS (
         SELECT ur.role_id FROM user_roles ur
@@ -96,6 +95,11 @@ _EFFECTIVE_ROLES_SQL = text(
         JOIN closure c ON rp.role_id = c.role_id
         JOIN roles r ON r.id = rp.parent_id AND r.is_active
     )
+"""
+
+_EFFECTIVE_ROLES_SQL = text(
+    _CLOSURE_CTE  # noqa: S608 (constant SQL, no input)
+    + """
     SELECT r.id AS role_id, r.name AS role_name, p.name AS permission
     FROM closure c
     JOIN roles r ON r.id = c.role_id
@@ -104,13 +108,24 @@ _EFFECTIVE_ROLES_SQL = text(
     """
 ).bindparams(bindparam("user_id", type_=Uuid()))
 
-_DIRECT_ROLES_AND_GROUPS_SQL = text(
-    """
-    SELECT 'role' AS kind, r.name AS name FROM user_roles ur
+# Everything a principal needs but the identity, in ONE statement (one consistent snapshot):
+# the authorization version, the closure with its permissions, direct roles and groups.
+_PRINCIPAL_SQL = text(
+    _CLOSURE_CTE  # noqa: S608 (constant SQL, no input)
+    + """
+    SELECT 'p' AS kind, r.id AS role_id, r.name AS name, p.name AS permission
+    FROM closure c
+    JOIN roles r ON r.id = c.role_id
+    LEFT JOIN role_permissions rp ON rp.role_id = r.id
+    LEFT JOIN permissions p ON p.id = rp.permission_id AND p.is_active
+    UNION ALL
+    SELECT 'r', NULL, r.name, NULL FROM user_roles ur
     JOIN roles r ON r.id = ur.role_id WHERE ur.user_id = :user_id
     UNION ALL
-    SELECT 'group' AS kind, g.name AS name FROM group_members gm
+    SELECT 'g', NULL, g.name, NULL FROM group_members gm
     JOIN groups g ON g.id = gm.group_id AND g.is_active WHERE gm.user_id = :user_id
+    UNION ALL
+    SELECT 'v', NULL, CAST(version AS VARCHAR(20)), NULL FROM authz_state WHERE id = 1
     """
 ).bindparams(bindparam("user_id", type_=Uuid()))
 
@@ -164,17 +179,30 @@ class PrincipalStore:
         return principal
 
     async def load(self, user_id: uuid.UUID) -> Principal | None:
+        """Two round trips: the authorization data (version first, in the same snapshot),
+        then the identity. Reading the version no later than the data keeps the cache safe: a
+        principal is never stored under a version newer than what it was built from."""
+        roles: dict[uuid.UUID, str] = {}
+        permissions: set[str] = set()
+        direct_roles: set[str] = set()
+        groups: set[str] = set()
+        version = 0
         async with self.engine.connect() as conn:
-            version = int((await conn.execute(_VERSION_SQL)).scalar_one())
+            rows = await conn.execute(_PRINCIPAL_SQL, {"user_id": user_id, "role_name": None})
+            for kind, role_id, name, permission in rows:
+                if kind == "p":
+                    roles[_as_uuid(role_id)] = name
+                    if permission:
+                        permissions.add(permission)
+                elif kind == "r":
+                    direct_roles.add(name)
+                elif kind == "g":
+                    groups.add(name)
+                else:
+                    version = int(name)
             identity = await self.identity_source(conn, user_id)
             if identity is None or identity.deleted:
                 return None
-            roles, permissions = await effective_roles_and_permissions(conn, user_id=user_id)
-            direct_roles: set[str] = set()
-            groups: set[str] = set()
-            params = {"user_id": user_id}
-            for kind, name in await conn.execute(_DIRECT_ROLES_AND_GROUPS_SQL, params):
-                (direct_roles if kind == "role" else groups).add(name)
         return Principal(
             user_id=identity.id,
             username=identity.username,

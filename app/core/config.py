@@ -6,6 +6,7 @@ random key is generated once and kept in a git-ignored file so tokens survive re
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "please-change-me"}
 MIN_SECRET_LENGTH = 32
 DEV_SECRET_FILE = Path(".gatehouse_secret_key")
+_ORIGIN_RE = re.compile(r"^https?://[^/\s,]+$")
 
 
 def _load_or_create_dev_secret(path: Path = DEV_SECRET_FILE) -> str:
@@ -127,6 +129,17 @@ class Settings(BaseSettings):
         # Credentials are allowed on CORS requests, so `*` would hand every site our users.
         if "*" in value:
             raise ValueError("'*' is not allowed: list the exact origins")
+        return value
+
+    @field_validator("ALLOWED_ORIGINS")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        # A typo (a trailing slash, a JSON list) would silently disable CORS for that origin.
+        for origin in value:
+            if not _ORIGIN_RE.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use scheme://host[:port], comma-separated"
+                )
         return value
 
     @model_validator(mode="after")

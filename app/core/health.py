@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,6 +14,14 @@ from starlette.responses import JSONResponse, Response
 from app.core.runtime import get_runtime
 
 router = APIRouter(tags=["health"])
+
+# A dependency that hangs (a black-holed database host) must not hang the health check.
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def _ping_database(request: Request) -> None:
+    async with get_runtime(request).engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 @router.get("/health", summary="Liveness")
@@ -27,8 +36,7 @@ async def health_detailed(request: Request) -> Response:
     healthy = True
     start = time.perf_counter()
     try:
-        async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await asyncio.wait_for(_ping_database(request), CHECK_TIMEOUT_SECONDS)
         checks["database"] = {
             "status": "ok",
             "backend": runtime.engine.dialect.name,
@@ -42,7 +50,7 @@ async def health_detailed(request: Request) -> Response:
     else:
         start = time.perf_counter()
         try:
-            await runtime.state.ping_redis()
+            await asyncio.wait_for(runtime.state.ping_redis(), CHECK_TIMEOUT_SECONDS)
             checks["redis"] = {
                 "status": "ok",
                 "latency_ms": round((time.perf_counter() - start) * 1000, 2),

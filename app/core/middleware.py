@@ -2,23 +2,35 @@
 
 One middleware does the per-request plumbing: request id in and out, client address (trusting
 X-Forwarded-For only from configured proxies), request context for logs and audit, body size
-limit, security headers, `Cache-Control: no-store` on authenticated responses and metrics.
+limit (declared and streamed), security headers, `Cache-Control: no-store` on authenticated
+responses, a last-resort problem+json 500 carrying the request id, and metrics.
+
+It sits inside Starlette's ServerErrorMiddleware, so an unexpected exception is answered (and
+logged with the request id and user id) here, before the request context is gone.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import time
 import uuid
 
+from fastapi import HTTPException
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.context import RequestContext, reset_request_context, set_request_context
 from app.core.errors import problem_response
 
+logger = logging.getLogger("gatehouse.http")
+
+REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 HTTP_REQUESTS = Counter(
@@ -37,17 +49,32 @@ _BASE_SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
     (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-_API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 # Swagger UI and ReDoc load their bundles from a CDN and use inline scripts.
-_DOCS_CSP = (
+DOCS_CSP = (
     b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
     b"img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
     b"font-src 'self' https://fonts.gstatic.com; worker-src 'self' blob:; frame-ancestors 'none'"
 )
-_DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+_DOCS_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+_API_HEADERS = [*_BASE_SECURITY_HEADERS, (b"content-security-policy", API_CSP)]
+_DOCS_HEADERS = [*_BASE_SECURITY_HEADERS, (b"content-security-policy", DOCS_CSP)]
+_NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a streamed (e.g. chunked) body passes the limit.
+
+    A FastAPI HTTPException on purpose: FastAPI re-raises those while reading a body (anything
+    else becomes a 400), and the HTTP error handler renders it as problem+json.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"Request body exceeds {limit} bytes")
 
 
 class RequestPlumbingMiddleware:
@@ -84,8 +111,9 @@ class RequestPlumbingMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        incoming_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        incoming_id = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
         request_id = incoming_id if REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex
+        request_id_header = (REQUEST_ID_HEADER, request_id.encode())
         user_agent = headers.get(b"user-agent")
         ctx = RequestContext(
             request_id=request_id,
@@ -93,69 +121,90 @@ class RequestPlumbingMiddleware:
             user_agent=user_agent.decode("latin-1")[:500] if user_agent else None,
         )
         token = set_request_context(ctx)
-        path: str = scope["path"]
         start = time.perf_counter()
-        status_holder = [500]
-        is_docs = path.startswith(_DOCS_PATHS)
+        status = 500
+        started = False
+        extra_headers = [request_id_header]
+        if self.security_headers:
+            extra_headers += _DOCS_HEADERS if scope["path"] in _DOCS_PATHS else _API_HEADERS
         authenticated = b"authorization" in headers
-
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._reject_too_large(scope, send, request_id)
-            reset_request_context(token)
-            return
-
-        received = 0
         max_body = self.max_body
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > max_body:
-                    raise _BodyTooLarge()
-            return message
-
         async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
-                out = list(message.get("headers", []))
-                out.append((b"x-request-id", request_id.encode()))
-                if self.security_headers:
-                    out.extend(_BASE_SECURITY_HEADERS)
-                    out.append((b"content-security-policy", _DOCS_CSP if is_docs else _API_CSP))
+                started = True
+                status = message["status"]
+                out = [*message.get("headers", ()), *extra_headers]
                 if authenticated and not any(k.lower() == b"cache-control" for k, _ in out):
-                    out.append((b"cache-control", b"no-store"))
-                    out.append((b"pragma", b"no-cache"))
+                    out += _NO_STORE
                 message = {**message, "headers": out}
             await send(message)
 
         try:
+            declared = headers.get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_body:
+                raise BodyTooLarge(max_body)
+
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > max_body:
+                        raise BodyTooLarge(max_body)
+                return message
+
             await self.app(scope, limited_receive, send_wrapper)
-        except _BodyTooLarge:
-            await self._reject_too_large(scope, send, request_id)
+        except BodyTooLarge as exc:
+            if not started:
+                await problem_response(
+                    None, status=413, code="payload_too_large", detail=str(exc.detail)
+                )(scope, _noop_receive, send_wrapper)
+        except Exception:
+            # Logged here, while the request id and the user id are still known; the client gets
+            # a problem+json 500 with no trace of the error.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started:
+                await problem_response(
+                    None,
+                    status=500,
+                    code="internal_error",
+                    detail="An unexpected error occurred",
+                )(scope, _noop_receive, send_wrapper)
+            else:
+                raise
         finally:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], route_path, str(status_holder[0])).inc()
-            HTTP_LATENCY.labels(scope["method"], route_path).observe(time.perf_counter() - start)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, route_path, str(status)).inc()
+            HTTP_LATENCY.labels(method, route_path).observe(time.perf_counter() - start)
             reset_request_context(token)
-
-    async def _reject_too_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        response = problem_response(
-            None,
-            status=413,
-            code="payload_too_large",
-            detail=f"Request body exceeds {self.max_body} bytes",
-            headers={"x-request-id": request_id},
-        )
-        await response(scope, _noop_receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _noop_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, with refused preflights answered as problem+json."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "content-type")
+        }
+        return problem_response(
+            None,
+            status=response.status_code,
+            code="cors_rejected",
+            detail=bytes(response.body).decode("latin-1"),
+            headers=headers,
+        )

@@ -18,7 +18,7 @@ class PageParams(BaseModel):
     offset: int = 0
 
 
-def page_params(
+async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"At most {MAX_LIMIT}")
     ] = DEFAULT_LIMIT,

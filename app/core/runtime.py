@@ -40,4 +40,9 @@ def get_runtime(conn: HTTPConnection) -> Runtime:
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def _runtime_dependency(conn: HTTPConnection) -> Runtime:
+    # async on purpose: FastAPI runs plain `def` dependencies in its thread pool.
+    return get_runtime(conn)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]

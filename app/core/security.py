@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 from app.core.config import Settings
 
 ACCESS_TOKEN_TYPE = "access"
+VERIFIED_TOKEN_CACHE_SIZE = 50_000
 
 
 class PasswordHasher:
@@ -92,6 +94,11 @@ class TokenService:
         self._audience = settings.TOKEN_AUDIENCE
         self.access_ttl = timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
         self._decode_options = {"require": ["exp", "iat", "iss", "aud", "sub", "sid", "typ"]}
+        # Tokens already verified, by their exact string: a client sends the same token on
+        # every request until it expires, and full verification (base64 checks, HMAC, claim
+        # checks) is the largest cost of an authenticated request. Expiry is re-checked on
+        # every hit; revocation is checked by the caller on every request anyway.
+        self._verified: dict[str, AccessClaims] = {}
 
     def create_access_token(
         self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
@@ -111,6 +118,18 @@ class TokenService:
         return token, int(self.access_ttl.total_seconds())
 
     def decode_access_token(self, token: str) -> AccessClaims:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at > time.time():
+                return cached
+            del self._verified[token]
+        claims = self._decode_access_token(token)
+        if len(self._verified) >= VERIFIED_TOKEN_CACHE_SIZE:
+            self._verified.clear()  # crude but bounded; refills from live traffic at once
+        self._verified[token] = claims
+        return claims
+
+    def _decode_access_token(self, token: str) -> AccessClaims:
         try:
             payload = jwt.decode(
                 token,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:41:29.959581
+Create Date: 2026-11-22 04:55:18.318545
 
 """
 
@@ -55,7 +55,6 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("revocation_version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("id"),
     )
     op.create_table(
         "groups",
@@ -70,6 +69,25 @@ def upgrade() -> None:
     with op.batch_alter_table("groups", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_groups_is_active"), ["is_active"], unique=False)
         batch_op.create_index(batch_op.f("ix_groups_name"), ["name"], unique=True)
+
+    op.create_table(
+        "navigation_modules",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("icon", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+        sa.Column("order", sa.Integer(), nullable=False),
+        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("navigation_modules", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_navigation_modules_is_active"), ["is_active"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_navigation_modules_name"), ["name"], unique=True)
 
     op.create_table(
         "permissions",
@@ -134,6 +152,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.create_index("ix_users_created_at", ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_deleted_at"), ["deleted_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_users_email"), ["email"], unique=True)
         batch_op.create_index(batch_op.f("ix_users_full_name"), ["full_name"], unique=False)
@@ -185,6 +204,122 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("group_roles", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_group_roles_role_id"), ["role_id"], unique=False)
+
+    op.create_table(
+        "navigation_routes",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("icon", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+        sa.Column("order", sa.Integer(), nullable=False),
+        sa.Column("module_id", sa.Uuid(), nullable=False),
+        sa.Column("parent_id", sa.Uuid(), nullable=True),
+        sa.Column(
+            "required_permission", sqlmodel.sql.sqltypes.AutoString(length=161), nullable=True
+        ),
+        sa.Column("show_in_sidebar", sa.Boolean(), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["module_id"], ["navigation_modules.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["parent_id"], ["navigation_routes.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("navigation_routes", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_navigation_routes_is_active"), ["is_active"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_navigation_routes_module_id"), ["module_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_navigation_routes_module_order", ["module_id", "order"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_navigation_routes_name"), ["name"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_navigation_routes_parent_id"), ["parent_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_navigation_routes_path"), ["path"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_navigation_routes_show_in_sidebar"), ["show_in_sidebar"], unique=False
+        )
+
+    op.create_table(
+        "patients",
+        sa.Column("deleted_at", app.core.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("mrn", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("given_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("family_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("date_of_birth", sa.Date(), nullable=True),
+        sa.Column("sex", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("phone", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
+        sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("national_id", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("department", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("ward", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True),
+        sa.Column("bed", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("admission_status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("admitted_at", app.core.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("discharged_at", app.core.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attending_clinician_id", sa.Uuid(), nullable=True),
+        sa.Column("diagnosis", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+        sa.Column("medications", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+        sa.Column("allergies", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("clinical_notes", sqlmodel.sql.sqltypes.AutoString(length=10000), nullable=True),
+        sa.Column("insurance_number", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("emergency_contact", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("public_consent", sa.Boolean(), nullable=False),
+        sa.Column("public_status", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.ForeignKeyConstraint(["attending_clinician_id"], ["users.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("patients", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_patients_admission_status"), ["admission_status"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_patients_admitted_at"), ["admitted_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_patients_attending_clinician_id"),
+            ["attending_clinician_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_patients_date_of_birth"), ["date_of_birth"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_patients_deleted_at"), ["deleted_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patients_department"), ["department"], unique=False)
+        batch_op.create_index(
+            "ix_patients_department_family", ["department", "family_name", "id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_patients_discharged_at"), ["discharged_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_patients_email"), ["email"], unique=False)
+        batch_op.create_index(
+            "ix_patients_family_given_id", ["family_name", "given_name", "id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_patients_family_name"), ["family_name"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patients_given_name"), ["given_name"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patients_mrn"), ["mrn"], unique=True)
+        batch_op.create_index(batch_op.f("ix_patients_national_id"), ["national_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patients_phone"), ["phone"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_patients_public_consent"), ["public_consent"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_patients_sex"), ["sex"], unique=False)
+        batch_op.create_index(
+            "ix_patients_status_family", ["admission_status", "family_name", "id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_patients_ward"), ["ward"], unique=False)
+        batch_op.create_index(
+            "ix_patients_ward_family", ["ward", "family_name", "id"], unique=False
+        )
 
     op.create_table(
         "policies",
@@ -249,6 +384,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_user_roles_role_id"), ["role_id"], unique=False)
 
     op.create_table(
+        "break_glass_grants",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("expires_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["patient_id"], ["patients.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("break_glass_grants", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_break_glass_grants_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_break_glass_grants_patient_id"), ["patient_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_break_glass_user_patient", ["user_id", "patient_id", "expires_at"], unique=False
+        )
+
+    op.create_table(
         "refresh_tokens",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", app.core.database.UTCDateTime(timezone=True), nullable=False),
@@ -268,6 +427,14 @@ def upgrade() -> None:
             batch_op.f("ix_refresh_tokens_token_hash"), ["token_hash"], unique=True
         )
 
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE INDEX ix_patients_family_name_prefix ON patients (lower(family_name) text_pattern_ops)"
+        )
+        op.execute(
+            "CREATE INDEX ix_patients_given_name_prefix ON patients (lower(given_name) text_pattern_ops)"
+        )
+        op.execute("CREATE INDEX ix_patients_mrn_prefix ON patients (lower(mrn) text_pattern_ops)")
     # ### end Alembic commands ###
     op.execute("INSERT INTO authz_state (id, version, revocation_version) VALUES (1, 1, 1)")
 
@@ -279,6 +446,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_refresh_tokens_session_id"))
 
     op.drop_table("refresh_tokens")
+    with op.batch_alter_table("break_glass_grants", schema=None) as batch_op:
+        batch_op.drop_index("ix_break_glass_user_patient")
+        batch_op.drop_index(batch_op.f("ix_break_glass_grants_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_break_glass_grants_expires_at"))
+
+    op.drop_table("break_glass_grants")
     with op.batch_alter_table("user_roles", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_user_roles_role_id"))
 
@@ -296,6 +469,39 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_policies_resource"))
 
     op.drop_table("policies")
+    with op.batch_alter_table("patients", schema=None) as batch_op:
+        batch_op.drop_index("ix_patients_ward_family")
+        batch_op.drop_index(batch_op.f("ix_patients_ward"))
+        batch_op.drop_index("ix_patients_status_family")
+        batch_op.drop_index(batch_op.f("ix_patients_sex"))
+        batch_op.drop_index(batch_op.f("ix_patients_public_consent"))
+        batch_op.drop_index(batch_op.f("ix_patients_phone"))
+        batch_op.drop_index(batch_op.f("ix_patients_national_id"))
+        batch_op.drop_index(batch_op.f("ix_patients_mrn"))
+        batch_op.drop_index(batch_op.f("ix_patients_given_name"))
+        batch_op.drop_index(batch_op.f("ix_patients_family_name"))
+        batch_op.drop_index("ix_patients_family_given_id")
+        batch_op.drop_index(batch_op.f("ix_patients_email"))
+        batch_op.drop_index(batch_op.f("ix_patients_discharged_at"))
+        batch_op.drop_index("ix_patients_department_family")
+        batch_op.drop_index(batch_op.f("ix_patients_department"))
+        batch_op.drop_index(batch_op.f("ix_patients_deleted_at"))
+        batch_op.drop_index(batch_op.f("ix_patients_date_of_birth"))
+        batch_op.drop_index(batch_op.f("ix_patients_attending_clinician_id"))
+        batch_op.drop_index(batch_op.f("ix_patients_admitted_at"))
+        batch_op.drop_index(batch_op.f("ix_patients_admission_status"))
+
+    op.drop_table("patients")
+    with op.batch_alter_table("navigation_routes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_navigation_routes_show_in_sidebar"))
+        batch_op.drop_index(batch_op.f("ix_navigation_routes_path"))
+        batch_op.drop_index(batch_op.f("ix_navigation_routes_parent_id"))
+        batch_op.drop_index(batch_op.f("ix_navigation_routes_name"))
+        batch_op.drop_index("ix_navigation_routes_module_order")
+        batch_op.drop_index(batch_op.f("ix_navigation_routes_module_id"))
+        batch_op.drop_index(batch_op.f("ix_navigation_routes_is_active"))
+
+    op.drop_table("navigation_routes")
     with op.batch_alter_table("group_roles", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_group_roles_role_id"))
 
@@ -316,6 +522,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_users_full_name"))
         batch_op.drop_index(batch_op.f("ix_users_email"))
         batch_op.drop_index(batch_op.f("ix_users_deleted_at"))
+        batch_op.drop_index("ix_users_created_at")
 
     op.drop_table("users")
     with op.batch_alter_table("roles", schema=None) as batch_op:
@@ -330,6 +537,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_permissions_category"))
 
     op.drop_table("permissions")
+    with op.batch_alter_table("navigation_modules", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_navigation_modules_name"))
+        batch_op.drop_index(batch_op.f("ix_navigation_modules_is_active"))
+
+    op.drop_table("navigation_modules")
     with op.batch_alter_table("groups", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_groups_name"))
         batch_op.drop_index(batch_op.f("ix_groups_is_active"))

@@ -18,6 +18,9 @@ class AuditRepository:
     def add(self, entry: AuditLog) -> None:
         self.session.add(entry)
 
+    async def get(self, entry_id: uuid.UUID) -> AuditLog | None:
+        return await self.session.get(AuditLog, entry_id)
+
     async def search(
         self,
         *,

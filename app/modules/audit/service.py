@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import get_request_context
+from app.core.errors import NotFound, ValidationFailed
 from app.modules.audit.models import AuditLog
 from app.modules.audit.repository import AuditRepository
+from app.modules.audit.schemas import AuditLogPublic
 
 # Values of these fields never reach the audit table, whatever resource they belong to.
 SECRET_FIELDS = frozenset(
@@ -31,6 +33,10 @@ SECRET_FIELDS = frozenset(
     }
 )
 REDACTED = "[redacted]"
+
+# Other modules read audit entries through this service (never the models module directly):
+# `from app.modules.audit.service import AuditLog, AuditLogPublic`.
+_REEXPORTED = (AuditLog, AuditLogPublic)
 
 
 def _jsonable(value: Any) -> Any:
@@ -107,7 +113,20 @@ class AuditService:
     async def search(
         self, *, limit: int, offset: int, **filters: Any
     ) -> tuple[Sequence[AuditLog], int]:
+        for key in ("since", "until"):
+            value = filters.get(key)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                filters[key] = value.replace(tzinfo=UTC)  # naive times are taken as UTC
+        since, until = filters.get("since"), filters.get("until")
+        if since is not None and until is not None and since > until:
+            raise ValidationFailed.for_field("since", "since must not be after until")
         return await self.repository.search(limit=limit, offset=offset, **filters)
+
+    async def get_or_404(self, entry_id: uuid.UUID) -> AuditLog:
+        entry = await self.repository.get(entry_id)
+        if entry is None:
+            raise NotFound("Audit record not found")
+        return entry
 
 
 def _redact(details: dict[str, Any]) -> dict[str, Any]:

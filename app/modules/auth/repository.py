@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.modules.auth.models import AuthSession
+from app.core.database import utcnow
+from app.modules.auth.models import AuthSession, RefreshToken
 
 
 async def revoked_session_ids(conn: AsyncConnection) -> set[uuid.UUID]:
-    """Revoked sessions that have not yet expired: the ones an access token may still name."""
+    """Revoked sessions that have not yet expired: the ones an access token may still name.
+    (An access token never outlives its session: each is issued with the session's expiry at
+    least REFRESH_TOKEN_EXPIRE_DAYS ahead, so expired sessions need not be remembered.)"""
     rows = await conn.execute(
-        select(col(AuthSession.id)).where(col(AuthSession.revoked_at).is_not(None))
+        select(col(AuthSession.id)).where(
+            col(AuthSession.revoked_at).is_not(None), col(AuthSession.expires_at) > utcnow()
+        )
     )
     return {row[0] for row in rows}
 
@@ -45,3 +52,59 @@ class SessionRepository:
                 .values(revoked_at=now, revoked_reason=reason)
             )
         return ids
+
+    # ---- sessions ---------------------------------------------------------------------------
+    async def add_session(self, auth_session: AuthSession) -> AuthSession:
+        self.session.add(auth_session)
+        await self.session.flush()
+        return auth_session
+
+    async def get_session(self, session_id: uuid.UUID) -> AuthSession | None:
+        return await self.session.get(AuthSession, session_id)
+
+    async def live_sessions(self, user_id: uuid.UUID, *, now: datetime) -> Sequence[AuthSession]:
+        return (
+            await self.session.scalars(
+                select(AuthSession)
+                .where(
+                    col(AuthSession.user_id) == user_id,
+                    col(AuthSession.revoked_at).is_(None),
+                    col(AuthSession.expires_at) > now,
+                )
+                .order_by(col(AuthSession.created_at).desc(), col(AuthSession.id).desc())
+            )
+        ).all()
+
+    async def revoke_session(self, session_id: uuid.UUID, *, now: datetime, reason: str) -> bool:
+        """Revoke one session if it is not revoked yet; True when this call revoked it."""
+        result = await self.session.execute(
+            update(AuthSession)
+            .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        return _rowcount(result) == 1
+
+    # ---- refresh tokens ---------------------------------------------------------------------
+    async def add_refresh_token(self, token: RefreshToken) -> RefreshToken:
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        return await self.session.scalar(
+            select(RefreshToken).where(col(RefreshToken.token_hash) == token_hash)
+        )
+
+    async def mark_refresh_token_used(self, token_id: uuid.UUID, *, now: datetime) -> bool:
+        """Atomic single use: of two concurrent callers, exactly one sees True."""
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(col(RefreshToken.id) == token_id, col(RefreshToken.used_at).is_(None))
+            .values(used_at=now)
+        )
+        return _rowcount(result) == 1
+
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

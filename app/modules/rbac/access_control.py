@@ -8,6 +8,15 @@ ACCESS_CONTROL = AccessControl(
         PermissionSpec("authz:explain", "Explain and check other users' authorization"),
     ),
     role_grants={
-        "admin": ("permission:read", "role:*", "group:*", "authz:explain"),
+        # The admin also holds the `user` template's safe defaults, so that delegation lets it
+        # create minimal roles and hand out the default role.
+        "admin": (
+            "permission:read",
+            "role:*",
+            "group:*",
+            "authz:explain",
+            "profile:read",
+            "profile:update",
+        ),
     },
 )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field
 
 from app.core.database import SoftDeleteMixin, TableBase, datetime_field
@@ -11,6 +11,8 @@ from app.core.database import SoftDeleteMixin, TableBase, datetime_field
 
 class User(TableBase, SoftDeleteMixin, table=True):
     __tablename__ = "users"
+    # created_after / created_before filters and the default newest-first order of GET /users.
+    __table_args__ = (Index("ix_users_created_at", "created_at"),)
 
     # Stored lower-cased so that login and uniqueness are case-insensitive on every backend.
     username: str = Field(max_length=64, unique=True, index=True)

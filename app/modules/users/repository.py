@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.authz.models import Role, UserRole
+from app.authz.models import Group, GroupMember, GroupRole, Role, UserRole
 from app.modules.users.models import User
 
 _IDENTITY_COLUMNS = tuple(
@@ -33,6 +37,17 @@ _IDENTITY_COLUMNS = tuple(
     )
 )
 
+# Columns a list may be sorted by (the API's whitelist maps onto these).
+SORT_COLUMNS: dict[str, Any] = {
+    "username": col(User.username),
+    "email": col(User.email),
+    "full_name": col(User.full_name),
+    "created_at": col(User.created_at),
+    "updated_at": col(User.updated_at),
+    "last_login_at": col(User.last_login_at),
+    "is_active": col(User.is_active),
+}
+
 
 async def fetch_identity_row(conn: AsyncConnection, user_id: uuid.UUID) -> dict[str, object] | None:
     """Core (not ORM) on purpose: this runs on the cold path of every principal build."""
@@ -42,6 +57,23 @@ async def fetch_identity_row(conn: AsyncConnection, user_id: uuid.UUID) -> dict[
         .first()
     )
     return dict(row) if row else None
+
+
+@dataclass
+class UserQuery:
+    q: str | None = None
+    is_active: bool | None = None
+    is_verified: bool | None = None
+    role: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    include_deleted: bool = False
+    # [(field, descending)], fields from SORT_COLUMNS
+    sort: Sequence[tuple[str, bool]] = ()
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class UserRepository:
@@ -54,6 +86,13 @@ class UserRepository:
             return None
         return user
 
+    async def get_many(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        rows = await self.session.scalars(select(User).where(col(User.id).in_(ids)))
+        return {u.id: u for u in rows.all()}
+
     async def get_by_login(self, login: str) -> User | None:
         """By username or email, case-insensitively (both are stored lower-cased)."""
         value = login.strip().lower()
@@ -62,17 +101,26 @@ class UserRepository:
             select(User).where(column == value, col(User.deleted_at).is_(None))
         )
 
-    async def exists(self, *, username: str | None = None, email: str | None = None) -> set[str]:
+    async def exists(
+        self,
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        exclude_id: uuid.UUID | None = None,
+    ) -> set[str]:
         """Which of the given unique values are taken (deleted users keep theirs)."""
         taken: set[str] = set()
-        if username is not None and await self.session.scalar(
-            select(col(User.id)).where(col(User.username) == username.lower())
+        for name, column, value in (
+            ("username", col(User.username), username),
+            ("email", col(User.email), email),
         ):
-            taken.add("username")
-        if email is not None and await self.session.scalar(
-            select(col(User.id)).where(col(User.email) == email.lower())
-        ):
-            taken.add("email")
+            if value is None:
+                continue
+            stmt = select(col(User.id)).where(column == value.lower())
+            if exclude_id is not None:
+                stmt = stmt.where(col(User.id) != exclude_id)
+            if await self.session.scalar(stmt.limit(1)):
+                taken.add(name)
         return taken
 
     async def add(self, user: User) -> User:
@@ -80,11 +128,89 @@ class UserRepository:
         await self.session.flush()
         return user
 
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def search(self, query: UserQuery, *, limit: int, offset: int) -> tuple[list[User], int]:
+        conditions: list[ColumnElement[bool]] = []
+        if not query.include_deleted:
+            conditions.append(col(User.deleted_at).is_(None))
+        if query.q:
+            pattern = f"%{_escape_like(query.q.strip().lower())}%"
+            conditions.append(
+                or_(
+                    col(User.username).like(pattern, escape="\\"),
+                    col(User.email).like(pattern, escape="\\"),
+                    func.lower(col(User.full_name)).like(pattern, escape="\\"),
+                )
+            )
+        if query.is_active is not None:
+            conditions.append(col(User.is_active) == query.is_active)
+        if query.is_verified is not None:
+            conditions.append(col(User.is_verified) == query.is_verified)
+        if query.created_after is not None:
+            conditions.append(col(User.created_at) >= query.created_after)
+        if query.created_before is not None:
+            conditions.append(col(User.created_at) <= query.created_before)
+        if query.role is not None:
+            conditions.append(
+                col(User.id).in_(
+                    select(col(UserRole.user_id))
+                    .join(Role, col(Role.id) == col(UserRole.role_id))
+                    .where(col(Role.name) == query.role)
+                )
+            )
+        total = await self.session.scalar(select(func.count()).select_from(User).where(*conditions))
+        order: list[Any] = []
+        for field, descending in query.sort:
+            column = SORT_COLUMNS[field]
+            order.append(column.desc() if descending else column.asc())
+        if not query.sort:
+            order.append(col(User.created_at).desc())
+        order.append(col(User.id).asc())  # stable tie-breaker
+        rows = await self.session.scalars(
+            select(User).where(*conditions).order_by(*order).limit(limit).offset(offset)
+        )
+        return list(rows.all()), int(total or 0)
+
+    # ---- roles ----------------------------------------------------------------------------
     async def role_ids_by_name(self, names: list[str]) -> dict[str, uuid.UUID]:
         rows = await self.session.execute(
             select(col(Role.name), col(Role.id)).where(col(Role.name).in_(names))
         )
         return {name: role_id for name, role_id in rows.tuples()}
+
+    async def get_role(self, role_id: uuid.UUID) -> Role | None:
+        return await self.session.get(Role, role_id)
+
+    async def lock_role(self, role_name: str) -> None:
+        """Serialise concurrent changes that depend on who holds `role_name` (PostgreSQL)."""
+        await self.session.execute(
+            select(col(Role.id)).where(col(Role.name) == role_name).with_for_update()
+        )
+
+    async def role_names_for(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        ids = list(user_ids)
+        result: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+        if not ids:
+            return result
+        rows = await self.session.execute(
+            select(col(UserRole.user_id), col(Role.name))
+            .join(Role, col(Role.id) == col(UserRole.role_id))
+            .where(col(UserRole.user_id).in_(ids))
+            .order_by(col(Role.name))
+        )
+        for user_id, name in rows.tuples():
+            result[user_id].append(name)
+        return result
+
+    async def has_role(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(col(UserRole.role_id)).where(
+                col(UserRole.user_id) == user_id, col(UserRole.role_id) == role_id
+            )
+        )
+        return found is not None
 
     async def add_roles(
         self, user_id: uuid.UUID, role_ids: list[uuid.UUID], granted_by: uuid.UUID | None
@@ -92,3 +218,34 @@ class UserRepository:
         for role_id in role_ids:
             self.session.add(UserRole(user_id=user_id, role_id=role_id, granted_by=granted_by))
         await self.session.flush()
+
+    async def remove_role(self, user_id: uuid.UUID, role_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(UserRole).where(
+                col(UserRole.user_id) == user_id, col(UserRole.role_id) == role_id
+            )
+        )
+
+    async def active_holders_of_role(self, role_name: str) -> set[uuid.UUID]:
+        """Active, non-deleted users holding the role directly or through an active group."""
+        direct: Select[tuple[uuid.UUID]] = (
+            select(col(UserRole.user_id).label("user_id"))
+            .join(Role, col(Role.id) == col(UserRole.role_id))
+            .where(col(Role.name) == role_name)
+        )
+        via_group: Select[tuple[uuid.UUID]] = (
+            select(col(GroupMember.user_id).label("user_id"))
+            .join(Group, (col(Group.id) == col(GroupMember.group_id)) & col(Group.is_active))
+            .join(GroupRole, col(GroupRole.group_id) == col(GroupMember.group_id))
+            .join(Role, col(Role.id) == col(GroupRole.role_id))
+            .where(col(Role.name) == role_name)
+        )
+        holders = union(direct, via_group).subquery()
+        rows = await self.session.scalars(
+            select(col(User.id)).where(
+                col(User.id).in_(select(holders.c.user_id)),
+                col(User.is_active),
+                col(User.deleted_at).is_(None),
+            )
+        )
+        return set(rows.all())

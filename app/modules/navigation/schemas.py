@@ -1,0 +1,199 @@
+"""Request / response shapes of the navigation API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.authz.permissions import is_valid_permission
+from app.modules.navigation.models import NavModule, NavRoute
+
+MODULE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
+ROUTE_NAME_PATTERN = r"^[a-z][a-z0-9_.\-]{0,119}$"
+MAX_METADATA_BYTES = 8192
+ORDER_LIMIT = 1_000_000
+
+
+def _check_permission(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if not is_valid_permission(value):
+        raise ValueError("must be a permission of the form resource:action (e.g. patient:read)")
+    if "*" in value:
+        raise ValueError("must name one permission, not a wildcard")
+    return value
+
+
+def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"must serialize to at most {MAX_METADATA_BYTES} bytes")
+    return value
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
+def _check_path(value: str | None) -> str | None:
+    if value is not None and not value.startswith("/"):
+        raise ValueError("must start with /")
+    return value
+
+
+# ---- modules ---------------------------------------------------------------------------------
+class ModuleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=MODULE_NAME_PATTERN, description="Unique slug")
+    label: str = Field(min_length=1, max_length=120)
+    icon: str | None = Field(default=None, max_length=80)
+    order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    description: str | None = Field(default=None, max_length=500)
+    is_active: bool = True
+
+
+class ModuleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, pattern=MODULE_NAME_PATTERN)
+    label: str | None = Field(default=None, min_length=1, max_length=120)
+    icon: str | None = Field(default=None, max_length=80)
+    order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    description: str | None = Field(default=None, max_length=500)
+    is_active: bool | None = None
+
+    _required = field_validator("name", "label", "order", "is_active")(_not_null)
+
+
+class ModulePublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    label: str
+    icon: str | None
+    order: int
+    description: str | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, module: NavModule) -> ModulePublic:
+        return cls.model_validate(module, from_attributes=True)
+
+
+# ---- routes ----------------------------------------------------------------------------------
+class RouteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=500)
+    name: str = Field(pattern=ROUTE_NAME_PATTERN, description="Unique name")
+    label: str = Field(min_length=1, max_length=120)
+    icon: str | None = Field(default=None, max_length=80)
+    order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    module_id: uuid.UUID
+    parent_id: uuid.UUID | None = None
+    required_permission: str | None = Field(default=None, max_length=161)
+    show_in_sidebar: bool = True
+    is_active: bool = True
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _permission = field_validator("required_permission")(_check_permission)
+    _metadata = field_validator("metadata")(_check_metadata)
+    _path = field_validator("path")(_check_path)
+
+
+class RouteUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, min_length=1, max_length=500)
+    name: str | None = Field(default=None, pattern=ROUTE_NAME_PATTERN)
+    label: str | None = Field(default=None, min_length=1, max_length=120)
+    icon: str | None = Field(default=None, max_length=80)
+    order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    module_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
+    required_permission: str | None = Field(default=None, max_length=161)
+    show_in_sidebar: bool | None = None
+    is_active: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+    _required = field_validator(
+        "path", "name", "label", "order", "module_id", "show_in_sidebar", "is_active", "metadata"
+    )(_not_null)
+    _permission = field_validator("required_permission")(_check_permission)
+    _metadata = field_validator("metadata")(_check_metadata)
+    _path = field_validator("path")(_check_path)
+
+
+class RoutePublic(BaseModel):
+    id: uuid.UUID
+    path: str
+    name: str
+    label: str
+    icon: str | None
+    order: int
+    module_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    required_permission: str | None
+    show_in_sidebar: bool
+    is_active: bool
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, route: NavRoute) -> RoutePublic:
+        return cls(
+            id=route.id,
+            path=route.path,
+            name=route.name,
+            label=route.label,
+            icon=route.icon,
+            order=route.order,
+            module_id=route.module_id,
+            parent_id=route.parent_id,
+            required_permission=route.required_permission,
+            show_in_sidebar=route.show_in_sidebar,
+            is_active=route.is_active,
+            metadata=dict(route.meta or {}),
+            created_at=route.created_at,
+            updated_at=route.updated_at,
+        )
+
+
+# ---- sidebar (documentation of the pre-serialized response) ---------------------------------
+class SidebarModule(BaseModel):
+    id: uuid.UUID
+    name: str
+    label: str
+    icon: str | None
+    order: int
+    description: str | None
+
+
+class SidebarNode(BaseModel):
+    id: uuid.UUID
+    name: str
+    label: str
+    path: str | None = Field(description="null on a group node the caller may not open")
+    icon: str | None
+    order: int
+    clickable: bool = Field(description="false when the node is kept only to hold visible children")
+    metadata: dict[str, Any]
+    children: list[SidebarNode]
+
+
+class SidebarSection(BaseModel):
+    module: SidebarModule
+    routes: list[SidebarNode]

@@ -1,0 +1,182 @@
+"""SQL for patients. No decisions here: the service hands in the (masked) column expressions,
+the row conditions and the ordering that the caller's policies produced."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.modules.patients.models import BreakGlassGrant, Patient
+
+TOTAL_LABEL = "__total__"
+Row = dict[str, Any]
+
+
+class PatientRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ---- reads through (masked) expressions -------------------------------------------------
+
+    async def page(
+        self,
+        columns: Sequence[ColumnElement[Any]],
+        conditions: Sequence[ColumnElement[bool]],
+        order: Sequence[tuple[ColumnElement[Any], bool]],
+        *,
+        limit: int,
+        offset: int,
+        count_cap: int,
+    ) -> tuple[list[Row], int | None, bool]:
+        """One statement: the page and a total counted up to a cap.
+
+        The inner query takes at most max(count_cap, offset + limit) matching rows in order (an
+        ordered index scan stops there); the outer one counts them (`count(*) OVER ()`) and cuts
+        the page. Returns (rows, total, exact): total is None when the page is empty (the caller
+        counts separately only then); exact is False when the cap was reached.
+        """
+        window = max(count_cap, offset + limit)
+        keys = [expr.label(f"__sort{i}") for i, (expr, _) in enumerate(order)]
+        inner = (
+            select(*columns, *keys)
+            .where(*conditions)
+            .order_by(*(expr.desc() if desc else expr.asc() for expr, desc in order))
+            .limit(window)
+            .subquery("page")
+        )
+        outer_order = [
+            inner.c[f"__sort{i}"].desc() if desc else inner.c[f"__sort{i}"].asc()
+            for i, (_, desc) in enumerate(order)
+        ]
+        names = [c.name for c in columns]
+        statement = (
+            select(
+                *(inner.c[n] for n in names),
+                func.count(literal_column("1")).over().label(TOTAL_LABEL),
+            )
+            .order_by(*outer_order)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = [dict(r) for r in (await self.session.execute(statement)).mappings()]
+        if not rows:
+            return rows, None, True
+        counted = int(rows[0][TOTAL_LABEL])
+        for row in rows:
+            row.pop(TOTAL_LABEL, None)
+        return rows, counted, counted < window
+
+    async def count_capped(self, conditions: Sequence[ColumnElement[bool]], cap: int) -> int:
+        inner = select(col(Patient.id)).where(*conditions).limit(cap).subquery()
+        statement = select(func.count()).select_from(inner)
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
+        statement = select(func.count()).select_from(Patient).where(*conditions)
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def one(
+        self,
+        columns: Sequence[ColumnElement[Any]],
+        conditions: Sequence[ColumnElement[bool]],
+    ) -> Row | None:
+        statement = select(*columns).where(*conditions)
+        row = (await self.session.execute(statement)).mappings().first()
+        return dict(row) if row else None
+
+    async def groups(
+        self, key: ColumnElement[Any], conditions: Sequence[ColumnElement[bool]], *, limit: int
+    ) -> list[tuple[Any, int]]:
+        """Counts per value of `key` (a masked expression), largest first."""
+        label = key.label("g")
+        count = func.count().label("n")
+        statement = (
+            select(label, count)
+            .select_from(Patient)
+            .where(*conditions)
+            .group_by(label)
+            .order_by(count.desc(), label)
+            .limit(limit)
+        )
+        return [(r[0], int(r[1])) for r in (await self.session.execute(statement)).all()]
+
+    async def stream(
+        self,
+        columns: Sequence[ColumnElement[Any]],
+        conditions: Sequence[ColumnElement[bool]],
+        *,
+        batch: int = 1000,
+    ) -> AsyncIterator[list[Row]]:
+        """Every matching row, in id order, by keyset batches: constant memory whatever the
+        number of rows, and no long-lived cursor holding a connection between batches. The
+        columns must include the id labelled "id"."""
+        id_column = col(Patient.id)
+        last: uuid.UUID | None = None
+        while True:
+            where = list(conditions)
+            if last is not None:
+                where.append(id_column > last)
+            statement = select(*columns).where(*where).order_by(id_column).limit(batch)
+            rows = [dict(r) for r in (await self.session.execute(statement)).mappings()]
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield rows
+            if len(rows) < batch:
+                return
+
+    # ---- plain table access (writes) --------------------------------------------------------
+
+    async def get(self, patient_id: uuid.UUID, *, include_deleted: bool = False) -> Patient | None:
+        patient = await self.session.get(Patient, patient_id)
+        if patient is None or (patient.deleted_at is not None and not include_deleted):
+            return None
+        return patient
+
+    async def exists(self, condition: ColumnElement[bool]) -> bool:
+        return await self.exists_where([condition])
+
+    async def exists_where(self, conditions: Sequence[ColumnElement[bool]]) -> bool:
+        statement = select(col(Patient.id)).where(*conditions).limit(1)
+        return (await self.session.execute(statement)).first() is not None
+
+    async def add(self, patient: Patient) -> Patient:
+        self.session.add(patient)
+        await self.session.flush()
+        return patient
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def mrn_taken(self, mrn: str, *, exclude: uuid.UUID | None = None) -> bool:
+        condition: ColumnElement[bool] = col(Patient.mrn) == mrn
+        if exclude is not None:
+            condition = and_(condition, col(Patient.id) != exclude)
+        return await self.exists(condition)
+
+    # ---- break-glass ------------------------------------------------------------------------
+
+    def add_grant(self, grant: BreakGlassGrant) -> None:
+        self.session.add(grant)
+
+    async def active_grant(
+        self, user_id: uuid.UUID, patient_id: uuid.UUID, now: datetime
+    ) -> BreakGlassGrant | None:
+        statement = (
+            select(BreakGlassGrant)
+            .where(
+                col(BreakGlassGrant.user_id) == user_id,
+                col(BreakGlassGrant.patient_id) == patient_id,
+                col(BreakGlassGrant.expires_at) > now,
+            )
+            .order_by(col(BreakGlassGrant.expires_at).desc())
+            .limit(1)
+        )
+        result: BreakGlassGrant | None = (await self.session.scalars(statement)).first()
+        return result

@@ -1,0 +1,450 @@
+"""Patients under policies at 100,000 rows (PostgreSQL), ratios measured side by side.
+
+    uv run python bench/patients_list.py [--rows 100000] [--small 10000] [--duration 6]
+                                         [--connections 16] [--rounds 2]
+                                         [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
+
+1. A scratch PostgreSQL database bench_patients_<pid> (dropped at the end), migrated and seeded
+   through the real code; a doctor (department cardiology) and 20 clinicians; synthetic
+   patients inserted by multi-row INSERT batches (first --small, later grown to --rows).
+2. The real server (uvicorn, 1 worker, uvloop + httptools, logs at WARNING, rate limit off).
+3. (c) List / search p50 (sequential requests) at --small rows, then again at --rows rows,
+   for: doctor list, doctor search (q=<family name>), nurse list of ward C1, guest list,
+   receptionist search. Prints p50 of each and the ratio large / small (target <= 1.5).
+4. (a) wrk alternating A B A B: A = GET /patients?limit=50 as the doctor (row filter
+   department OR attending + cell masking), B = the same rows with no policy applied (the
+   super-admin's implicit full policy compiles to plain columns; `department=cardiology`
+   selects the doctor's department). Prints req/s and A/B (target >= 0.85). Counts the SQL
+   statements of one warm request in-process (before_cursor_execute): expected 1.
+5. (b) Export (CSV, streamed) of every row the admin may see at --small rows and at --rows
+   rows: peak RSS growth of the server process during each export; prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event, insert, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app.bootstrap import ensure_user, migrate, seed  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from app.core.database import create_null_pool_engine, create_session_factory  # noqa: E402
+from app.core.security import PasswordHasher  # noqa: E402
+from app.modules.patients.demo_data import PatientGenerator  # noqa: E402
+from app.modules.patients.models import Patient  # noqa: E402
+
+PASSWORD = "Bench-Patients-Password-2026!"
+WRK = "/usr/bin/wrk"
+API = "/api/v1/patients"
+BATCH = 5000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_env(url: str) -> dict[str, str]:
+    return {
+        "ENVIRONMENT": "development",
+        "DATABASE_URL": url,
+        "DATABASE_POOL_SIZE": "20",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "SUPERADMIN_PASSWORD": PASSWORD,
+        "SUPERADMIN_EMAIL": "superadmin@example.org",
+        "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_ENABLED": "false",
+        "AUTH_RATE_LIMIT_REQUESTS": "100000",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST": "1024",
+        "ARGON2_PARALLELISM": "1",
+    }
+
+
+async def admin_sql(admin_url: str, statement: str) -> None:
+    engine = create_null_pool_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def prepare_users(settings: Settings) -> dict[str, Any]:
+    await seed(settings)
+    engine = create_null_pool_engine(settings.DATABASE_URL)
+    hasher = PasswordHasher(settings)
+    users: dict[str, Any] = {}
+    try:
+        async with create_session_factory(engine)() as session:
+            for name, role, attrs in (
+                ("bench_doctor", "doctor", {"department": "cardiology"}),
+                ("bench_nurse", "nurse", {"ward": "C1"}),
+                ("bench_reception", "receptionist", {}),
+                ("bench_admin", "admin", {}),
+            ):
+                user, _ = await ensure_user(
+                    session,
+                    hasher,
+                    username=name,
+                    email=f"{name}@example.org",
+                    password=PASSWORD,
+                    roles=[role],
+                    attributes=attrs,
+                )
+                users[name] = user.id
+            clinicians = []
+            for i in range(20):
+                user, _ = await ensure_user(
+                    session,
+                    hasher,
+                    username=f"bench_clinician_{i}",
+                    email=f"bench_clinician_{i}@example.org",
+                    password=PASSWORD,
+                    roles=["user"],
+                )
+                clinicians.append(user.id)
+            users["clinicians"] = clinicians
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return users
+
+
+async def insert_patients(
+    url: str, generator: PatientGenerator, start: int, count: int, clinicians: list[Any]
+) -> float:
+    engine = create_null_pool_engine(url)
+    began = time.perf_counter()
+    try:
+        async with engine.begin() as conn:
+            rows: list[dict[str, Any]] = []
+            for row in generator.rows(count, start=start, clinician_ids=clinicians):
+                rows.append(row)
+                if len(rows) == BATCH:
+                    await conn.execute(insert(Patient), rows)
+                    rows = []
+            if rows:
+                await conn.execute(insert(Patient), rows)
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM ANALYZE patients"))
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - began
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in Settings.model_fields},
+        **env,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"server exited ({proc.returncode}):\n{err[-3000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not become healthy")
+
+
+def login(base: str, username: str) -> str:
+    response = httpx.post(
+        f"{base}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30
+    )
+    if response.status_code != 200:
+        raise SystemExit(f"login {username} failed: {response.status_code} {response.text}")
+    return str(response.json()["access_token"])
+
+
+def wrk(url: str, seconds: int, connections: int, token: str | None) -> float:
+    command = [WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if bad:
+        raise SystemExit(f"{url}: {bad.group(1)} non-2xx responses\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def p50(client: httpx.Client, url: str, params: dict[str, Any], token: str | None, n: int) -> float:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    for _ in range(5):
+        client.get(url, params=params, headers=headers).raise_for_status()
+    samples = []
+    for _ in range(n):
+        began = time.perf_counter()
+        response = client.get(url, params=params, headers=headers)
+        samples.append(time.perf_counter() - began)
+        response.raise_for_status()
+    return statistics.median(samples) * 1000
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def export_peak(base: str, token: str, pid: int) -> tuple[int, int, int]:
+    """(rows, bytes, peak RSS growth in KiB) of one streamed export."""
+    baseline = rss_kb(pid)
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kb(pid))
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    rows = size = 0
+    try:
+        with httpx.stream(
+            "GET", f"{base}{API}/export", headers={"Authorization": f"Bearer {token}"}, timeout=600
+        ) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                rows += chunk.count(b"\n")
+    finally:
+        done.set()
+        thread.join()
+    return rows - 1, size, peak[0] - baseline
+
+
+async def statements_per_request(settings: Settings, doctor_token_user: Any) -> int:
+    """In-process: SQL statements of one warm doctor list request."""
+    from app.main import create_app
+
+    app = create_app(settings, configure_logs=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            token = (
+                await client.post(
+                    "/api/v1/auth/login", json={"username": doctor_token_user, "password": PASSWORD}
+                )
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            (await client.get(API, params={"limit": 50}, headers=headers)).raise_for_status()
+            statements: list[str] = []
+
+            def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+                statements.append(statement)
+
+            engine = app.state.runtime.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                response = await client.get(API, params={"limit": 50}, headers=headers)
+                response.raise_for_status()
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+    # The background poll of the authorization version shares the engine; it is not part of
+    # the request.
+    request_statements = [
+        s for s in statements if "authz_state" not in s and "auth_sessions" not in s
+    ]
+    if len(request_statements) != 1:
+        for statement in request_statements:
+            print("   ", " ".join(statement.split())[:300])
+    return len(request_statements)
+
+
+LATENCY_CASES: list[tuple[str, str, dict[str, Any]]] = [
+    ("doctor list", "bench_doctor", {"limit": 50}),
+    (
+        "doctor list ward=C2 sort=-admitted_at",
+        "bench_doctor",
+        {"ward": "C2", "sort": "-admitted_at"},
+    ),
+    ("doctor search q=<name>", "bench_doctor", {"q": "__NAME__"}),
+    ("nurse list (ward C1)", "bench_nurse", {"limit": 50}),
+    ("receptionist search q=<name>", "bench_reception", {"q": "__NAME__"}),
+    ("receptionist mrn=<one>", "bench_reception", {"mrn": "MRN00000042"}),
+    ("guest list", "", {"limit": 50}),
+]
+
+
+def latency_round(base: str, tokens: dict[str, str], name: str, n: int) -> dict[str, float]:
+    result = {}
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for label, user, params in LATENCY_CASES:
+            params = {k: (name if v == "__NAME__" else v) for k, v in params.items()}
+            result[label] = p50(client, API, params, tokens.get(user), n)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=6)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "GATEHOUSE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1) / 2:
+        print(f"note: load average {load:.1f} on {os.cpu_count()} CPUs; figures will be noisy")
+
+    name = f"bench_patients_{os.getpid()}"
+    url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(admin_sql(args.postgres, f'CREATE DATABASE "{name}"'))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        env = bench_env(url)
+        settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
+        migrate(url)
+        users = asyncio.run(prepare_users(settings))
+        generator = PatientGenerator(seed=7)
+        clinicians = [users["bench_doctor"], *users["clinicians"]]
+        took = asyncio.run(insert_patients(url, generator, 0, args.small, clinicians))
+        print(f"inserted {args.small:,} patients in {took:.1f}s")
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = start_server(env, port)
+        wait_healthy(base, proc)
+        tokens = {
+            u: login(base, u)
+            for u in ("bench_doctor", "bench_nurse", "bench_reception", "bench_admin", "superadmin")
+        }
+        search_name = generator.family[3]
+
+        small = latency_round(base, tokens, search_name, args.samples)
+        small_export = export_peak(base, tokens["bench_admin"], proc.pid)
+
+        took = asyncio.run(
+            insert_patients(url, generator, args.small, args.rows - args.small, clinicians)
+        )
+        print(f"inserted {args.rows - args.small:,} more patients in {took:.1f}s")
+        large = latency_round(base, tokens, search_name, args.samples)
+        large_export = export_peak(base, tokens["bench_admin"], proc.pid)
+
+        print(
+            f"\n(c) list / search p50, sequential, {args.samples} samples "
+            f"({args.small:,} vs {args.rows:,} patients; target ratio <= 1.5)"
+        )
+        for label in small:
+            print(
+                f"  {label:<40} {small[label]:7.2f} ms  {large[label]:7.2f} ms"
+                f"  ratio {large[label] / small[label]:.2f}"
+            )
+
+        print("\n(b) streamed CSV export of every row (admin): rows, bytes, peak RSS growth")
+        for label, (rows, size, growth) in (("small", small_export), ("large", large_export)):
+            print(
+                f"  {label:<6} {rows:>8,} rows {size / 1e6:8.1f} MB  peak RSS +{growth / 1024:.1f} MiB"
+            )
+        ratio = (large_export[2] or 1) / (small_export[2] or 1)
+        print(
+            f"  RSS growth ratio large / small: {ratio:.2f} for {args.rows / args.small:.0f}x rows"
+        )
+
+        doctor_url = f"{base}{API}?limit=50"
+        plain_url = f"{base}{API}?limit=50&department=cardiology"
+        doctor_total = httpx.get(
+            doctor_url, headers={"Authorization": f"Bearer {tokens['bench_doctor']}"}
+        ).json()["total"]
+        plain_total = httpx.get(
+            plain_url, headers={"Authorization": f"Bearer {tokens['superadmin']}"}
+        ).json()["total"]
+        wrk(doctor_url, 2, args.connections, tokens["bench_doctor"])
+        wrk(plain_url, 2, args.connections, tokens["superadmin"])
+        print(
+            f"\n(a) wrk -t2 -c{args.connections} -d{args.duration}s, 1 uvicorn worker, "
+            f"{args.rows:,} patients"
+        )
+        print(
+            f"  A doctor (policy: {doctor_total:,} rows)  B super-admin plain columns "
+            f"department=cardiology ({plain_total:,} rows)"
+        )
+        a_runs, b_runs = [], []
+        for i in range(args.rounds):
+            a_runs.append(wrk(doctor_url, args.duration, args.connections, tokens["bench_doctor"]))
+            b_runs.append(wrk(plain_url, args.duration, args.connections, tokens["superadmin"]))
+            print(f"  round {i + 1}: A {a_runs[-1]:8.1f} req/s   B {b_runs[-1]:8.1f} req/s")
+        a, b = statistics.mean(a_runs), statistics.mean(b_runs)
+        print(f"  mean: A {a:.1f} req/s, B {b:.1f} req/s, ratio A/B = {a / b:.2f} (target >= 0.85)")
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc = None
+        count = asyncio.run(statements_per_request(settings, "bench_doctor"))
+        print(f"  SQL statements per warm doctor list request (in-process): {count} (target 1)")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        asyncio.run(admin_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
