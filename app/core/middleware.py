@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import time
-import uuid
+from typing import Any
 
 from fastapi import HTTPException
 from prometheus_client import Counter, Histogram
@@ -66,6 +67,23 @@ _DOCS_HEADERS = [*_BASE_SECURITY_HEADERS, (b"content-security-policy", DOCS_CSP)
 _NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 
 
+# `labels()` validates and locks on every call; the children are cached instead (the label
+# values are bounded: route templates, never raw paths).
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _metric_children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_LATENCY.labels(method, route),
+        )
+        _CHILDREN[key] = children
+    return children
+
+
 class BodyTooLarge(HTTPException):
     """Raised from `receive` when a streamed (e.g. chunked) body passes the limit.
 
@@ -112,7 +130,7 @@ class RequestPlumbingMiddleware:
             return
         headers = dict(scope["headers"])
         incoming_id = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = incoming_id if REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex
+        request_id = incoming_id if REQUEST_ID_RE.match(incoming_id) else os.urandom(16).hex()
         request_id_header = (REQUEST_ID_HEADER, request_id.encode())
         user_agent = headers.get(b"user-agent")
         ctx = RequestContext(
@@ -179,9 +197,9 @@ class RequestPlumbingMiddleware:
         finally:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route_path, str(status)).inc()
-            HTTP_LATENCY.labels(method, route_path).observe(time.perf_counter() - start)
+            counter, histogram = _metric_children(scope["method"], route_path, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - start)
             reset_request_context(token)
 
 
