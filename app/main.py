@@ -21,6 +21,7 @@ from app.core.logging import configure_logging
 from app.core.mail import Mailer
 from app.core.middleware import ProblemCORSMiddleware, RequestPlumbingMiddleware
 from app.core.ratelimit import RateLimiter
+from app.core.routing import ModuleRouter
 from app.core.runtime import Runtime
 from app.core.security import PasswordHasher, TokenService
 from app.modules import MODULE_NAMES
@@ -93,7 +94,7 @@ def create_app(
         # The general per-principal rate limit; auth routes carry their own (per IP/account).
         limit = settings.RATE_LIMIT_ENABLED and name != "auth"
         app.include_router(
-            module.router,
+            ModuleRouter(module.router, settings.API_PREFIX),
             prefix=settings.API_PREFIX,
             dependencies=[Depends(rate_limit_principal)] if limit else None,
         )

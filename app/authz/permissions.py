@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 PERMISSION_RE = re.compile(r"^(\*|[a-z][a-z0-9_\-]{0,79}):(\*|[a-z][a-z0-9_\-]{0,79})$")
 WILDCARD = "*"
+MAX_MEMOISED_DECISIONS = 256
 
 
 def is_valid_permission(name: str) -> bool:
@@ -29,7 +30,7 @@ class PermissionSet:
     The wildcards are split out once, at construction, so a check is at most one set look-up
     for the exact name plus two for the wildcard parts, with no string building."""
 
-    __slots__ = ("_all", "_any_action_of", "_any_resource_for", "_names")
+    __slots__ = ("_all", "_any_action_of", "_any_resource_for", "_decisions", "_names")
 
     def __init__(self, names: Iterable[str] = ()) -> None:
         # Interned: every cached principal shares one string object per permission name, which
@@ -46,8 +47,21 @@ class PermissionSet:
                 any_resource_for.add(action)
         self._any_action_of = frozenset(any_action_of)
         self._any_resource_for = frozenset(any_resource_for)
+        # Decisions already taken, by permission name. Routes check a small, fixed set of
+        # names, so after the first request a check is one look-up in a small dict whatever
+        # the size of the role graph behind the set (flat cost from depth 1 to depth n).
+        self._decisions: dict[str, bool] = {}
 
     def allows(self, permission: str) -> bool:
+        decision = self._decisions.get(permission)
+        if decision is None:
+            decision = self._decide(permission)
+            # Bounded: names sent by clients (e.g. to /authz/check) must not grow it forever.
+            if len(self._decisions) < MAX_MEMOISED_DECISIONS:
+                self._decisions[permission] = decision
+        return decision
+
+    def _decide(self, permission: str) -> bool:
         if permission in self._names or self._all:
             return True
         resource, _, action = permission.partition(":")

@@ -68,7 +68,14 @@ class Principal:
         return self.permissions.allows(permission)
 
     def with_session(self, session_id: uuid.UUID | None) -> Principal:
-        return replace(self, session_id=session_id)
+        """This principal bound to one session; memoised, since it is asked for on every
+        request and the principal (with its memo) is dropped when anything changes."""
+        key = ("session", session_id)
+        bound: Principal | None = self.memo.get(key)
+        if bound is None:
+            bound = replace(self, session_id=session_id, memo=self.memo)
+            self.memo[key] = bound
+        return bound
 
 
 # Roles reachable from a user's direct and group roles, walking inheritance through active
