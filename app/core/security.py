@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 import uuid
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import jwt
 from pwdlib import PasswordHash
@@ -43,22 +45,41 @@ class PasswordHasher:
         )
         # Verified for unknown users so that "no such user" costs as much as "wrong password".
         self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def _threads(self) -> anyio.CapacityLimiter:
+        """At most one hash per core at a time: a burst of logins queues here instead of running
+        many memory-hard hashes at once (which thrash caches and starve the event loop)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(_usable_cores())
+        return self._limiter
 
     def hash_sync(self, password: str) -> str:
         return self._hash.hash(password)
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._hash.hash, password)
+        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._threads())
 
     async def verify_and_update(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
         """(valid, new_hash_or_None). With no stored hash, a dummy is verified to keep timing flat."""
         if hashed is None:
-            await anyio.to_thread.run_sync(self._hash.verify, password, self._dummy_hash)
+            await anyio.to_thread.run_sync(
+                self._hash.verify, password, self._dummy_hash, limiter=self._threads()
+            )
             return False, None
         try:
-            return await anyio.to_thread.run_sync(self._hash.verify_and_update, password, hashed)
+            return await anyio.to_thread.run_sync(
+                self._hash.verify_and_update, password, hashed, limiter=self._threads()
+            )
         except Exception:  # an unknown or corrupt hash format is a failed login, not a 500
             return False, None
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on every platform
+        return max(1, os.cpu_count() or 1)
 
 
 def opaque_token(nbytes: int = 32) -> str:

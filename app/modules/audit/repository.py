@@ -3,12 +3,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.database import new_id, utcnow
 from app.modules.audit.models import AuditLog
+
+_AUDIT_LOGS: Table = AuditLog.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_AUDIT_LOGS)  # built once: construction costs more than the cached execution
 
 
 class AuditRepository:
@@ -17,6 +22,15 @@ class AuditRepository:
 
     def add(self, entry: AuditLog) -> None:
         self.session.add(entry)
+
+    async def insert(self, values: dict[str, Any]) -> None:
+        """One audit row as a Core INSERT in the session's transaction."""
+        created = utcnow()
+        # None values are left out, so they are stored as SQL NULL (as through the ORM), never
+        # as a JSON 'null' in the JSON columns.
+        row = {k: v for k, v in values.items() if v is not None}
+        row.update(id=new_id(), created_at=created, updated_at=created)
+        await self.session.execute(_INSERT, row)
 
     async def get(self, entry_id: uuid.UUID) -> AuditLog | None:
         return await self.session.get(AuditLog, entry_id)

@@ -93,22 +93,47 @@ class AuditService:
         actor_id: uuid.UUID | None = None,
         actor_username: str | None = None,
     ) -> AuditLog:
-        ctx = get_request_context()
         entry = AuditLog(
-            actor_id=actor_id if actor_id is not None else (ctx.actor_id if ctx else None),
-            actor_username=actor_username or (ctx.actor_username if ctx else None),
-            action=action,
-            resource_type=resource_type,
-            resource_id=str(resource_id) if resource_id is not None else None,
-            outcome=outcome,
-            changes=_jsonable(dict(changes)) if changes else None,
-            details=_redact(_jsonable(dict(details))) if details else None,
-            ip=ctx.ip if ctx else None,
-            user_agent=(ctx.user_agent or "")[:500] or None if ctx else None,
-            request_id=ctx.request_id if ctx else None,
+            **_entry_values(
+                action,
+                resource_type,
+                resource_id,
+                changes=changes,
+                details=details,
+                outcome=outcome,
+                actor_id=actor_id,
+                actor_username=actor_username,
+            )
         )
         self.repository.add(entry)
         return entry
+
+    async def record_now(
+        self,
+        action: str,
+        resource_type: str,
+        resource_id: Any = None,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+        outcome: str = "success",
+        actor_id: uuid.UUID | None = None,
+        actor_username: str | None = None,
+    ) -> None:
+        """Like `record` (same row, same transaction), written at once with one Core INSERT
+        instead of through the session's unit of work: for hot paths such as login."""
+        await self.repository.insert(
+            _entry_values(
+                action,
+                resource_type,
+                resource_id,
+                changes=changes,
+                details=details,
+                outcome=outcome,
+                actor_id=actor_id,
+                actor_username=actor_username,
+            )
+        )
 
     async def search(
         self, *, limit: int, offset: int, **filters: Any
@@ -127,6 +152,33 @@ class AuditService:
         if entry is None:
             raise NotFound("Audit record not found")
         return entry
+
+
+def _entry_values(
+    action: str,
+    resource_type: str,
+    resource_id: Any,
+    *,
+    changes: Mapping[str, Any] | None,
+    details: Mapping[str, Any] | None,
+    outcome: str,
+    actor_id: uuid.UUID | None,
+    actor_username: str | None,
+) -> dict[str, Any]:
+    ctx = get_request_context()
+    return {
+        "actor_id": actor_id if actor_id is not None else (ctx.actor_id if ctx else None),
+        "actor_username": actor_username or (ctx.actor_username if ctx else None),
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": str(resource_id) if resource_id is not None else None,
+        "outcome": outcome,
+        "changes": _jsonable(dict(changes)) if changes else None,
+        "details": _redact(_jsonable(dict(details))) if details else None,
+        "ip": ctx.ip if ctx else None,
+        "user_agent": (ctx.user_agent or "")[:500] or None if ctx else None,
+        "request_id": ctx.request_id if ctx else None,
+    }
 
 
 def _redact(details: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,19 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.core.database import utcnow
+from app.core.database import new_id, utcnow
 from app.modules.auth.models import AuthSession, RefreshToken
+
+_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
+_REFRESH_TOKENS: Table = RefreshToken.__table__  # type: ignore[attr-defined]
+# Built once: constructing statements costs more than executing these cached ones.
+_INSERT_SESSION = insert(_SESSIONS)
+_INSERT_REFRESH_TOKEN = insert(_REFRESH_TOKENS)
 
 
 async def revoked_session_ids(conn: AsyncConnection) -> set[uuid.UUID]:
@@ -58,6 +64,49 @@ class SessionRepository:
         self.session.add(auth_session)
         await self.session.flush()
         return auth_session
+
+    async def insert_session_with_token(
+        self,
+        *,
+        user_id: uuid.UUID,
+        expires_at: datetime,
+        now: datetime,
+        ip: str | None,
+        user_agent: str | None,
+        token_hash: str,
+    ) -> uuid.UUID:
+        """A new session and its first refresh token as two Core INSERTs (the login hot path:
+        no ORM objects, no unit-of-work flush). Returns the session id."""
+        session_id = new_id()
+        created = utcnow()
+        await self.session.execute(
+            _INSERT_SESSION,
+            {
+                "id": session_id,
+                "created_at": created,
+                "updated_at": created,
+                "user_id": user_id,
+                "expires_at": expires_at,
+                "last_used_at": now,
+                "revoked_at": None,
+                "revoked_reason": None,
+                "ip": ip,
+                "user_agent": user_agent,
+            },
+        )
+        await self.session.execute(
+            _INSERT_REFRESH_TOKEN,
+            {
+                "id": new_id(),
+                "created_at": created,
+                "updated_at": created,
+                "session_id": session_id,
+                "token_hash": token_hash,
+                "expires_at": expires_at,
+                "used_at": None,
+            },
+        )
+        return session_id
 
     async def get_session(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)

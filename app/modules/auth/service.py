@@ -115,16 +115,27 @@ class AuthService:
 
     async def _open_session(self, user_id: uuid.UUID, now: datetime) -> dict[str, Any]:
         ip, user_agent = _client()
-        auth_session = await self.sessions.add_session(
-            AuthSession(
-                user_id=user_id,
-                expires_at=now + timedelta(days=self.settings.REFRESH_TOKEN_EXPIRE_DAYS),
-                last_used_at=now,
-                ip=ip,
-                user_agent=user_agent,
-            )
+        refresh = opaque_token()
+        session_id = await self.sessions.insert_session_with_token(
+            user_id=user_id,
+            expires_at=now + timedelta(days=self.settings.REFRESH_TOKEN_EXPIRE_DAYS),
+            now=now,
+            ip=ip,
+            user_agent=user_agent,
+            token_hash=token_digest(refresh),
         )
-        return await self._issue_pair(user_id, auth_session, now)
+        return self._pair(user_id, session_id, refresh, now)
+
+    def _pair(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, refresh: str, now: datetime
+    ) -> dict[str, Any]:
+        access, expires_in = self.runtime.tokens.create_access_token(user_id, session_id, now)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "bearer",
+            "expires_in": expires_in,
+        }
 
     async def _issue_pair(
         self, user_id: uuid.UUID, auth_session: AuthSession, now: datetime
@@ -137,13 +148,7 @@ class AuthService:
                 expires_at=auth_session.expires_at,
             )
         )
-        access, expires_in = self.runtime.tokens.create_access_token(user_id, auth_session.id, now)
-        return {
-            "access_token": access,
-            "refresh_token": refresh,
-            "token_type": "bearer",
-            "expires_in": expires_in,
-        }
+        return self._pair(user_id, auth_session.id, refresh, now)
 
     def _lockout_minutes(self, lockout_count: int) -> int:
         minutes = self.settings.LOCKOUT_MINUTES * 2 ** max(0, min(lockout_count - 1, 20))
@@ -220,14 +225,11 @@ class AuthService:
                 keep_changes=True,
             )
 
-        if new_hash is not None:  # hashing parameters changed (or a bcrypt import): upgrade
-            user.password_hash = new_hash
-        user.failed_login_count = 0
-        user.lockout_count = 0
-        user.locked_until = None
-        user.last_login_at = now
+        # Core statements on the request's transaction (no ORM unit of work on the hot path).
+        # A changed hash (new parameters, a bcrypt import) is upgraded here.
+        await self.users.record_login(user, now=now, password_hash=new_hash)
         pair = await self._open_session(user.id, now)
-        self.audit.record(
+        await self.audit.record_now(
             "auth.login",
             "user",
             user.id,

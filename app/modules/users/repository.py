@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -36,6 +47,17 @@ _IDENTITY_COLUMNS = tuple(
         User.last_login_at,
     )
 )
+
+# Login hot path: statements built once (building one costs more than running a cached one).
+_BY_USERNAME = select(User).where(
+    col(User.username) == bindparam("b_login"), col(User.deleted_at).is_(None)
+)
+_BY_EMAIL = select(User).where(
+    col(User.email) == bindparam("b_login"), col(User.deleted_at).is_(None)
+)
+# Parameters name the columns to set (last_login_at, counters, password_hash) besides b_user_id.
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_RECORD_LOGIN = update(_USERS).where(_USERS.c.id == bindparam("b_user_id"))
 
 # Columns a list may be sorted by (the API's whitelist maps onto these).
 SORT_COLUMNS: dict[str, Any] = {
@@ -96,10 +118,24 @@ class UserRepository:
     async def get_by_login(self, login: str) -> User | None:
         """By username or email, case-insensitively (both are stored lower-cased)."""
         value = login.strip().lower()
-        column = col(User.email) if "@" in value else col(User.username)
-        return await self.session.scalar(
-            select(User).where(column == value, col(User.deleted_at).is_(None))
-        )
+        stmt = _BY_EMAIL if "@" in value else _BY_USERNAME
+        return await self.session.scalar(stmt, {"b_login": value})
+
+    async def record_login(
+        self,
+        user_id: uuid.UUID,
+        *,
+        now: datetime,
+        password_hash: str | None = None,
+        reset_counters: bool = True,
+    ) -> None:
+        """One Core UPDATE for a successful login (no ORM flush cycle on the hot path)."""
+        values: dict[str, Any] = {"b_user_id": user_id, "last_login_at": now}
+        if reset_counters:
+            values.update(failed_login_count=0, lockout_count=0, locked_until=None)
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        await self.session.execute(_RECORD_LOGIN, values)
 
     async def exists(
         self,

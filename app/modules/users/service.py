@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -109,6 +110,20 @@ class UsersService:
 
     async def get_by_login(self, login: str) -> User | None:
         return await self.repository.get_by_login(login)
+
+    async def record_login(
+        self, user: User, *, now: datetime, password_hash: str | None = None
+    ) -> None:
+        """Persist a successful login: last_login_at, counters reset (only written when set),
+        an upgraded hash. The loaded `user` object is left as it was read."""
+        await self.repository.record_login(
+            user.id,
+            now=now,
+            password_hash=password_hash,
+            reset_counters=bool(
+                user.failed_login_count or user.lockout_count or user.locked_until is not None
+            ),
+        )
 
     async def get_or_404(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> User:
         user = await self.repository.get(user_id, include_deleted=include_deleted)
