@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.config import Settings  # noqa: E402
 from app.core.security import PasswordHasher  # noqa: E402
+from bench.harness import free_port, wait_healthy  # noqa: E402
 
 PASSWORD = "Bench-Login-Password-2024!"
 DATABASE_URL: str | None = None  # --database-url; the embedded SQLite file by default
@@ -78,12 +78,6 @@ def measure_parallel_rate(threads: int, samples: int) -> float:
         return samples / (time.perf_counter() - start)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(
     workdir: Path, port: int, extra: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -104,21 +98,6 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"server exited ({proc.returncode}):\n{err[-3000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become healthy")
 
 
 def prepare_user(base: str, prefix: str) -> tuple[str, str]:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,17 +48,11 @@ from app.core.database import create_null_pool_engine, create_session_factory  #
 from app.core.security import PasswordHasher  # noqa: E402
 from app.modules.patients.demo_data import PatientGenerator  # noqa: E402
 from app.modules.patients.models import Patient  # noqa: E402
+from bench.harness import free_port, wait_healthy, wrk  # noqa: E402
 
 PASSWORD = "Bench-Patients-Password-2026!"
-WRK = "/usr/bin/wrk"
 API = "/api/v1/patients"
 BATCH = 5000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_env(url: str) -> dict[str, str]:
@@ -188,21 +180,6 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"server exited ({proc.returncode}):\n{err[-3000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become healthy")
-
-
 def login(base: str, username: str) -> str:
     response = httpx.post(
         f"{base}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30
@@ -210,19 +187,6 @@ def login(base: str, username: str) -> str:
     if response.status_code != 200:
         raise SystemExit(f"login {username} failed: {response.status_code} {response.text}")
     return str(response.json()["access_token"])
-
-
-def wrk(url: str, seconds: int, connections: int, token: str | None) -> float:
-    command = [WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
-    if token:
-        command += ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if bad:
-        raise SystemExit(f"{url}: {bad.group(1)} non-2xx responses\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
 
 
 def p50(client: httpx.Client, url: str, params: dict[str, Any], token: str | None, n: int) -> float:

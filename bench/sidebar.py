@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,16 +48,10 @@ from app.core.database import create_null_pool_engine, create_session_factory, n
 from app.core.security import PasswordHasher, TokenService  # noqa: E402
 from app.modules.auth.models import AuthSession  # noqa: E402
 from app.modules.navigation.models import NavModule, NavRoute  # noqa: E402
+from bench.harness import free_port, wait_healthy, wrk  # noqa: E402
 
 PASSWORD = "Bench-Sidebar-Password-2024!"
-WRK = "/usr/bin/wrk"
 PERMISSIONS = [None, None, "patient:read", "user:read", "role:read", "audit:read", "profile:read"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_env(workdir: Path) -> dict[str, str]:
@@ -206,40 +198,7 @@ def start_server(
     )
 
 
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"server exited ({proc.returncode}):\n{err[-3000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become healthy")
-
-
 ACCEPT_ENCODING = "gzip, deflate, br"  # what browsers send; the bare endpoint ignores it
-
-
-def wrk(url: str, seconds: int, connections: int, token: str | None = None) -> float:
-    command = [WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
-    if ACCEPT_ENCODING:
-        command += ["-H", f"Accept-Encoding: {ACCEPT_ENCODING}"]
-    if token:
-        command += ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if bad:
-        raise SystemExit(f"{url}: {bad.group(1)} non-2xx responses\n{out}")
-    errors = re.search(r"Socket errors:.*", out)
-    if errors:
-        print(f"  wrk: {errors.group(0)}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
 
 
 async def asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:

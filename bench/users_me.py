@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,16 +37,10 @@ from app.bootstrap import ensure_user, migrate, seed  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.database import create_null_pool_engine, create_session_factory  # noqa: E402
 from app.core.security import PasswordHasher  # noqa: E402
+from bench.harness import free_port, wait_healthy, wrk  # noqa: E402
 
 PASSWORD = "Bench-Users-Me-Password-2024!"
 USERNAME = "bench_me"
-WRK = "/usr/bin/wrk"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_env(workdir: Path, rate_limit: str) -> dict[str, str]:
@@ -126,37 +118,6 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"server exited ({proc.returncode}):\n{err[-3000:]}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become healthy")
-
-
-def wrk(url: str, seconds: int, connections: int, token: str | None = None) -> float:
-    command = [WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
-    if token:
-        command += ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if bad:
-        raise SystemExit(f"{url}: {bad.group(1)} non-2xx responses (rate limited?)\n{out}")
-    errors = re.search(r"Socket errors:.*", out)
-    if errors:
-        print(f"  wrk: {errors.group(0)}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
 
 
 def main() -> None:
