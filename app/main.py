@@ -8,7 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app.authz.dependencies import PRINCIPAL_STORE, rate_limit_principal
+from app.authz.dependencies import (
+    PRINCIPAL_STORE,
+    install_bearer_security,
+    rate_limit_principal,
+)
 from app.authz.principal import PrincipalStore
 from app.authz.versioning import read_versions
 from app.core import health
@@ -88,6 +92,7 @@ def create_app(
         swagger_ui_parameters={"persistAuthorization": True},
     )
     install_error_handlers(app)
+    install_bearer_security(app, f"{settings.API_PREFIX}/auth/login")
     app.include_router(health.router)
     for name in MODULE_NAMES:
         module = importlib.import_module(f"app.modules.{name}.api")

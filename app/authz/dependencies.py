@@ -11,8 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, FastAPI
 from starlette.requests import HTTPConnection
 
 from app.authz.principal import Principal, PrincipalStore
@@ -67,18 +66,32 @@ async def get_principal(conn: HTTPConnection) -> Principal:
     return principal
 
 
-class _BearerPrincipal(OAuth2PasswordBearer):
-    """`get_principal` dressed as the OAuth2 password scheme, so the OpenAPI document declares
-    it (Swagger's Authorize button logs in at /auth/login). It adds no work per request: the
-    call goes straight to `get_principal`."""
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
-    async def __call__(self, conn: HTTPConnection) -> Principal:  # type: ignore[override]
-        return await get_principal(conn)
+BEARER_SCHEME = "OAuth2PasswordBearer"
 
 
-oauth2_principal = _BearerPrincipal(tokenUrl="/api/v1/auth/login", auto_error=False)
+def install_bearer_security(app: FastAPI, token_url: str) -> None:
+    """Declare the OAuth2 password flow in the OpenAPI document, so Swagger's Authorize button
+    logs in at `token_url` and sends the bearer token on every call. Declared in the document
+    rather than as a security dependency: FastAPI resolves security dependencies with extra
+    work on every request, and `get_principal` reads the header itself."""
+    build = app.openapi
 
-CurrentPrincipal = Annotated[Principal, Depends(oauth2_principal)]
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        components = schema.setdefault("components", {})
+        schemes = components.setdefault("securitySchemes", {})
+        if BEARER_SCHEME not in schemes:
+            schemes[BEARER_SCHEME] = {
+                "type": "oauth2",
+                "flows": {"password": {"tokenUrl": token_url, "scopes": {}}},
+            }
+            # Optional everywhere: public routes answer the guest when no token is sent.
+            schema["security"] = [{BEARER_SCHEME: []}, {}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def get_authenticated(principal: CurrentPrincipal) -> Principal:
