@@ -320,16 +320,7 @@ class UsersService:
         if not await self.repository.has_role(user.id, role_id):
             before = await self.view(user)
             await self.repository.add_roles(user.id, [role_id], principal.user_id)
-            await bump_authz_version(self.session, self.runtime.state)
-            after = await self.view(user)
-            self.audit.record(
-                "user.role_assign",
-                "user",
-                user.id,
-                changes=diff({"roles": before.roles}, {"roles": after.roles}),
-                details={"role_id": role_id, "role": role_name},
-            )
-            return after
+            return await self._role_changed("user.role_assign", user, before, role_id, role_name)
         return await self.view(user)
 
     async def remove_role(
@@ -351,17 +342,23 @@ class UsersService:
             await self.repository.remove_role(user.id, role_id)
             if was_superadmin:
                 await self._ensure_superadmin_remains()
-            await bump_authz_version(self.session, self.runtime.state)
-            after = await self.view(user)
-            self.audit.record(
-                "user.role_remove",
-                "user",
-                user.id,
-                changes=diff({"roles": before.roles}, {"roles": after.roles}),
-                details={"role_id": role_id, "role": role_name},
-            )
-            return after
+            return await self._role_changed("user.role_remove", user, before, role_id, role_name)
         return await self.view(user)
+
+    async def _role_changed(
+        self, action: str, user: User, before: UserView, role_id: uuid.UUID, role_name: str
+    ) -> UserView:
+        """After an assignment changed: invalidate principals, audit before/after roles."""
+        await bump_authz_version(self.session, self.runtime.state)
+        after = await self.view(user)
+        self.audit.record(
+            action,
+            "user",
+            user.id,
+            changes=diff({"roles": before.roles}, {"roles": after.roles}),
+            details={"role_id": role_id, "role": role_name},
+        )
+        return after
 
     # ---- bulk ------------------------------------------------------------------------------
     async def bulk(
