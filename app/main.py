@@ -25,7 +25,6 @@ from app.core.logging import configure_logging
 from app.core.mail import Mailer
 from app.core.middleware import ProblemCORSMiddleware, RequestPlumbingMiddleware
 from app.core.ratelimit import RateLimiter
-from app.core.routing import ModuleRouter
 from app.core.runtime import Runtime
 from app.core.security import PasswordHasher, TokenService
 from app.modules import MODULE_NAMES
@@ -90,6 +89,9 @@ def create_app(
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
+        telemetry=None
+        if settings.OTEL_ENABLED
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_bearer_security(app, f"{settings.API_PREFIX}/auth/login")
@@ -98,11 +100,12 @@ def create_app(
         module = importlib.import_module(f"app.modules.{name}.api")
         # The general per-principal rate limit; auth routes carry their own (per IP/account).
         limit = settings.RATE_LIMIT_ENABLED and name != "auth"
-        app.include_router(
-            ModuleRouter(module.router, settings.API_PREFIX),
-            prefix=settings.API_PREFIX,
-            dependencies=[Depends(rate_limit_principal)] if limit else None,
-        )
+        for router in module.routers:  # flat: each one level below the app (app/core/routing.py)
+            app.include_router(
+                router,
+                prefix=settings.API_PREFIX,
+                dependencies=[Depends(rate_limit_principal)] if limit else None,
+            )
 
     if settings.ALLOWED_ORIGINS:
         app.add_middleware(

@@ -34,11 +34,19 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) 
     raise SystemExit("server did not become healthy")
 
 
-def wrk(url: str, seconds: int, connections: int, token: str | None = None) -> float:
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> float:
     """Requests per second of `wrk -t2`; refuses a run with any non-2xx answer."""
     command = [WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if bad:

@@ -201,6 +201,10 @@ def start_server(
 ACCEPT_ENCODING = "gzip, deflate, br"  # what browsers send; the bare endpoint ignores it
 
 
+def browser_headers() -> dict[str, str]:
+    return {"Accept-Encoding": ACCEPT_ENCODING} if ACCEPT_ENCODING else {}
+
+
 async def asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
     scope = {
         "type": "http",
@@ -317,8 +321,8 @@ def main() -> None:
                 gz_size = int(gz.headers.get("content-length", 0))
                 sizes[name] = (len(response.content), count, len(body), gz_size)
             # Warm-up (imports, caches, JIT-less but allocator-warm).
-            wrk(bare_url, 2, args.connections)
-            wrk(sidebar_url, 2, args.connections, callers["superadmin"])
+            wrk(bare_url, 2, args.connections, headers=browser_headers())
+            wrk(sidebar_url, 2, args.connections, callers["superadmin"], browser_headers())
 
             print(
                 f"sidebar bench: {args.routes} extra routes, wrk -t2 -c{args.connections} "
@@ -334,8 +338,8 @@ def main() -> None:
                 )
                 bare_rates, sidebar_rates = [], []
                 for round_ in range(args.rounds):
-                    a = wrk(bare_url, args.duration, args.connections)
-                    b = wrk(sidebar_url, args.duration, args.connections, token)
+                    a = wrk(bare_url, args.duration, args.connections, headers=browser_headers())
+                    b = wrk(sidebar_url, args.duration, args.connections, token, browser_headers())
                     bare_rates.append(a)
                     sidebar_rates.append(b)
                     print(

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     DOCS_ENABLED: bool = True
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = True
+    # FastAPI's native OpenTelemetry (spans, metrics, logs through the process's global OTel
+    # providers). Off unless wanted: the provider check costs time on every request, and
+    # Prometheus metrics are served at /metrics either way.
+    OTEL_ENABLED: bool = False
 
     # Database
     DATABASE_URL: str = "sqlite+aiosqlite:///./gatehouse.db"

@@ -7,17 +7,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from app.authz.dependencies import require_permission
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.routing import ModuleRouter
 from app.modules.audit.schemas import AuditLogPublic, Outcome
 from app.modules.audit.service import AuditService
 
-router = APIRouter(prefix="/audit-logs", tags=["audit"])
+router = ModuleRouter(prefix="/audit-logs", tags=["audit"])
+routers = (router,)
 
 AuditRead = Annotated[Principal, Depends(require_permission("audit:read"))]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import status
 from starlette.responses import Response
 
 from app.authz.dependencies import CurrentPrincipal
 from app.core.database import SessionDep
 from app.core.errors import Unauthorized, problem_responses
+from app.core.routing import ModuleRouter
 from app.core.runtime import RuntimeDep
 from app.modules.auth.dependencies import (
     LOGIN_OPENAPI,
@@ -32,7 +33,8 @@ from app.modules.auth.schemas import (
 )
 from app.modules.auth.service import AuthService
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = ModuleRouter(prefix="/auth", tags=["auth"])
+routers = (router,)
 
 
 @router.post(

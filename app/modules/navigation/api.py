@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import Query, Request, status
 from starlette.responses import Response
 
-from app.authz.dependencies import CurrentPrincipal
+from app.authz.dependencies import get_principal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.routing import ModuleRouter
 from app.modules.navigation.dependencies import (
     ModulesCreate,
     ModulesDelete,
@@ -62,8 +63,8 @@ def accepts_gzip(header: str | None) -> bool:
     return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
-modules_router = APIRouter(prefix="/modules", tags=["navigation"])
-routes_router = APIRouter(prefix="/routes", tags=["navigation"])
+modules_router = ModuleRouter(prefix="/modules", tags=["navigation"])
+routes_router = ModuleRouter(prefix="/routes", tags=["navigation"])
 
 
 def _route_page(rows: Any, total: int, limit: int, offset: int) -> Page[RoutePublic]:
@@ -140,10 +141,12 @@ async def list_module_routes(
     response_model=None,
     responses={200: {"model": list[SidebarSection], "description": "The caller's menu"}},
 )
-async def sidebar(principal: CurrentPrincipal, request: Request) -> Response:
+async def sidebar(request: Request) -> Response:
     """The navigation tree for the caller (any user, or the anonymous guest)."""
-    # The cache is looked up directly rather than through a second dependency: this is the
-    # hot path, and each dependency FastAPI solves costs time per request.
+    # Every frontend page load asks for this, so it is the hottest authenticated path. The
+    # principal and the cache are looked up by direct calls rather than as dependencies:
+    # FastAPI's dependency solving per request would cost more than the rest of the handler.
+    principal = await get_principal(request)
     cache = sidebar_cache(request)
     if accepts_gzip(request.headers.get("accept-encoding")):
         body = await cache.render(principal.permissions, compressed=True)
@@ -249,7 +252,5 @@ async def toggle_route_sidebar(
     return RoutePublic.of(await service.toggle_route(route_id, "show_in_sidebar"))
 
 
-router = APIRouter()
-# /routes first: the sidebar is the hot path, and routes are matched in order.
-router.include_router(routes_router)
-router.include_router(modules_router)
+# /routes first: the sidebar is the hot path, and routers are matched in order.
+routers = (routes_router, modules_router)

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
@@ -16,6 +16,7 @@ from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import PageDep
+from app.core.routing import ModuleRouter
 from app.core.runtime import RuntimeDep
 from app.modules.patients.schemas import (
     BreakGlassGrantPublic,
@@ -28,7 +29,8 @@ from app.modules.patients.schemas import (
 )
 from app.modules.patients.service import ListQuery, PatientsService
 
-router = APIRouter(prefix="/patients", tags=["patients"])
+router = ModuleRouter(prefix="/patients", tags=["patients"])
+routers = (router,)
 
 PatientsCreate = Annotated[Principal, Depends(require_permission("patient:create"))]
 PatientsUpdate = Annotated[Principal, Depends(require_permission("patient:update"))]

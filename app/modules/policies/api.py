@@ -5,18 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import Depends, Query, status
 
 from app.authz.dependencies import CurrentPrincipal, require_permission
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.routing import ModuleRouter
 from app.core.runtime import RuntimeDep
 from app.modules.policies import schemas
 from app.modules.policies.service import PoliciesService
 
-router = APIRouter()
+policies_router = ModuleRouter(prefix="/policies", tags=["policies"])
+authz_router = ModuleRouter(prefix="/authz")
 
 PolicyRead = Annotated[Principal, Depends(require_permission("policy:read"))]
 PolicyCreateP = Annotated[Principal, Depends(require_permission("policy:create"))]
@@ -29,8 +31,8 @@ def _public(policy: Any) -> schemas.PolicyPublic:
     return schemas.PolicyPublic.model_validate(policy, from_attributes=True)
 
 
-@router.get(
-    "/policies",
+@policies_router.get(
+    "",
     response_model=Page[schemas.PolicyPublic],
     tags=["policies"],
     responses=problem_responses(401, 403),
@@ -50,8 +52,8 @@ async def list_policies(
     return Page(items=[_public(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get(
-    "/policies/resources",
+@policies_router.get(
+    "/resources",
     response_model=list[schemas.ResourceDescription],
     tags=["policies"],
     responses=problem_responses(401, 403),
@@ -62,8 +64,8 @@ async def list_resources(
     return PoliciesService(session, runtime, principal).resources()
 
 
-@router.post(
-    "/policies/preview",
+@policies_router.post(
+    "/preview",
     response_model=schemas.PolicyPreviewResponse,
     tags=["policies"],
     responses=problem_responses(401, 403, 404, 422),
@@ -77,8 +79,8 @@ async def preview_policy_change(
     return await PoliciesService(session, runtime, principal).preview(body)
 
 
-@router.get(
-    "/policies/{policy_id}",
+@policies_router.get(
+    "/{policy_id}",
     response_model=schemas.PolicyPublic,
     tags=["policies"],
     responses=problem_responses(401, 403, 404),
@@ -89,8 +91,8 @@ async def get_policy(
     return _public(await PoliciesService(session, runtime, principal).get(policy_id))
 
 
-@router.post(
-    "/policies",
+@policies_router.post(
+    "",
     response_model=schemas.PolicyPublic,
     status_code=status.HTTP_201_CREATED,
     tags=["policies"],
@@ -102,8 +104,8 @@ async def create_policy(
     return _public(await PoliciesService(session, runtime, principal).create(body))
 
 
-@router.patch(
-    "/policies/{policy_id}",
+@policies_router.patch(
+    "/{policy_id}",
     response_model=schemas.PolicyPublic,
     tags=["policies"],
     responses=problem_responses(401, 403, 404, 422),
@@ -118,8 +120,8 @@ async def update_policy(
     return _public(await PoliciesService(session, runtime, principal).update(policy_id, body))
 
 
-@router.delete(
-    "/policies/{policy_id}",
+@policies_router.delete(
+    "/{policy_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     tags=["policies"],
     responses=problem_responses(401, 403, 404),
@@ -130,8 +132,8 @@ async def delete_policy(
     await PoliciesService(session, runtime, principal).delete(policy_id)
 
 
-@router.get(
-    "/authz/fields",
+@authz_router.get(
+    "/fields",
     response_model=schemas.AuthzFields,
     tags=["authz"],
     responses=problem_responses(401, 404),
@@ -145,8 +147,8 @@ async def my_fields(
     return await PoliciesService(session, runtime, principal).fields(resource)
 
 
-@router.get(
-    "/authz/explain-record",
+@authz_router.get(
+    "/explain-record",
     response_model=schemas.RecordExplanation,
     tags=["authz"],
     responses=problem_responses(401, 403, 404),
@@ -162,3 +164,6 @@ async def explain_record(
     return await PoliciesService(session, runtime, principal).explain_record(
         user_id, resource, record_id
     )
+
+
+routers = (policies_router, authz_router)

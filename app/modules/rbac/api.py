@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.authz.dependencies import CurrentPrincipal
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.routing import ModuleRouter
 from app.modules.rbac import schemas
 from app.modules.rbac.dependencies import (
     AuthzExplain,
@@ -29,11 +30,11 @@ from app.modules.rbac.dependencies import (
     UsersRead,
 )
 
-permissions = APIRouter(prefix="/permissions", tags=["permissions"])
-roles = APIRouter(prefix="/roles", tags=["roles"])
-groups = APIRouter(prefix="/groups", tags=["groups"])
-authz = APIRouter(prefix="/authz", tags=["authorization"])
-users = APIRouter(prefix="/users", tags=["groups"])
+permissions = ModuleRouter(prefix="/permissions", tags=["permissions"])
+roles = ModuleRouter(prefix="/roles", tags=["roles"])
+groups = ModuleRouter(prefix="/groups", tags=["groups"])
+authz = ModuleRouter(prefix="/authz", tags=["authorization"])
+users = ModuleRouter(prefix="/users", tags=["groups"])
 
 _ERRORS = problem_responses(401, 403, 404, 409, 422)
 
@@ -376,6 +377,4 @@ async def check(
     )
 
 
-router = APIRouter()
-for _sub in (permissions, roles, groups, users, authz):
-    router.include_router(_sub)
+routers = (permissions, roles, groups, users, authz)

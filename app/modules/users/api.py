@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageDep
+from app.core.routing import ModuleRouter
 from app.core.runtime import RuntimeDep
 from app.modules.audit.service import AuditLog, AuditLogPublic
 from app.modules.users.dependencies import (
@@ -39,7 +40,8 @@ from app.modules.users.schemas import (
 )
 from app.modules.users.service import PROFILE_FIELDS, UsersService, UserView, bulk_item
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = ModuleRouter(prefix="/users", tags=["users"])
+routers = (router,)
 
 _ME_MEMO = "users.me.json"
 _JSON = "application/json"
