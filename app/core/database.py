@@ -30,6 +30,7 @@ from starlette.requests import Request
 
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.sqlite_driver import sqlite_dbapi
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -116,6 +117,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             settings.DATABASE_URL,
             echo=settings.DATABASE_ECHO,
             connect_args={"timeout": 30},
+            module=sqlite_dbapi(),  # one worker-thread round trip per statement
             # aiosqlite runs each connection on its own thread; a small pool avoids
             # reopening the file per request while keeping writers few.
             pool_size=5,
@@ -134,8 +136,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_null_pool_engine(url: str) -> AsyncEngine:
     """For one-off tools (migrations, CLI) that must not hold connections."""
-    engine = create_async_engine(url, poolclass=NullPool)
-    if url.startswith("sqlite"):
+    is_sqlite = url.startswith("sqlite")
+    extra: dict[str, Any] = {"module": sqlite_dbapi()} if is_sqlite else {}
+    engine = create_async_engine(url, poolclass=NullPool, **extra)
+    if is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -1,0 +1,119 @@
+"""SQLite through aiosqlite with one thread hop per statement.
+
+aiosqlite runs each connection's calls on a worker thread, one call at a time. SQLAlchemy's
+adapter makes a call for every DB-API step: open a cursor, execute, fetch the rows, close the
+cursor (three or four round trips between the event loop and the worker per statement). Each
+round trip wakes two threads, and on a small virtual machine a wake-up costs more than the
+statement itself: a login (five statements) spent most of its CPU time switching threads.
+
+This adapter keeps SQLAlchemy's aiosqlite dialect and connection, and swaps only the buffered
+cursor: the worker opens a cursor, executes, fetches every row and closes it in one call, and
+the event loop reads the results from memory. Server-side (streaming) cursors are unchanged.
+It is passed to SQLAlchemy as the dialect's DB-API module (`create_async_engine(module=...)`).
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+
+_Result = tuple[Any, int, int | None, list[Any]]
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Result:
+    """On the connection's worker thread: the whole statement, rows included."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose statement, fetch and close are one call on the worker thread."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # No driver cursor is opened here (that would be a round trip of its own).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return None  # the driver cursor is already closed
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _call(self, operation: Any, parameters: Any, many: bool) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        async with self._adapt_connection._execute_mutex:
+            result: _Result = await connection._execute(
+                _run, connection._conn, operation, parameters, many
+            )
+        self._description, self._rowcount, self._lastrowid, rows = result
+        self._rows = collections.deque(rows)
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._call(operation, parameters, False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._call(operation, seq_of_parameters, True)
+
+
+class OneCallConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneCallCursor  # type: ignore[assignment]
+
+
+class OneCallDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return OneCallConnection(self, adapted._connection)
+
+
+def sqlite_dbapi() -> OneCallDBAPI:
+    return OneCallDBAPI(aiosqlite, sqlite3)
