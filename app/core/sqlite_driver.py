@@ -108,6 +108,21 @@ class OneCallConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneCallCursor  # type: ignore[assignment]
 
+    def _idle(self) -> bool:
+        """Connected and outside a transaction (SQLite begins one only before a write)."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        return connection._connection is not None and not connection.in_transaction
+
+    # Outside a transaction there is nothing to commit or roll back: skipping the call saves a
+    # round trip for every read-only request, and for the pool's reset after each commit.
+    def commit(self) -> None:
+        if not self._idle():
+            super().commit()
+
+    def rollback(self) -> None:
+        if not self._idle():
+            super().rollback()
+
 
 class OneCallDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:

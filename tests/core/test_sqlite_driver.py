@@ -62,3 +62,27 @@ async def test_errors_are_the_dbapi_errors_and_roll_back(engine) -> None:  # typ
             await conn.execute(insert(things).values(name="x"))
     async with engine.connect() as conn:
         assert (await conn.execute(select(things))).all() == []
+
+
+async def test_rollback_discards_and_idle_commit_costs_no_round_trip(
+    engine,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aiosqlite
+
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    async with engine.connect() as conn:
+        await conn.execute(select(things))  # a read opens no SQLite transaction
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+        await conn.commit()
+        assert calls == []
+        await conn.execute(insert(things).values(name="gone"))
+        await conn.rollback()
+        assert calls == ["_run", "rollback"]
+        assert (await conn.execute(select(things))).all() == []
