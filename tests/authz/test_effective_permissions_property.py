@@ -192,9 +192,9 @@ def _operation(
         elif kind == "remove_parent":
             await service.remove_parent(roles[args[0]], roles[args[1]])
         elif kind == "toggle_role":
-            await service.toggle_role(roles[args[0]])
+            await service.toggle_role(actor, roles[args[0]])
         elif kind == "toggle_perm":
-            await service.toggle_permission(perms[args[0]])
+            await service.toggle_permission(actor, perms[args[0]])
         elif kind in ("assign_user", "unassign_user"):
             # the users module's assignment path, reduced to its effect: the row + the bump
             user_id, role_id = users[args[0]].id, roles[args[1]]
@@ -217,7 +217,9 @@ def _operation(
             await service.remove_member(actor, groups[args[0]], users[args[1]].id)
         elif kind == "toggle_group":
             group = await service.get_group(groups[args[0]])
-            await service.update_group(group.id, schemas.GroupUpdate(is_active=not group.is_active))
+            await service.update_group(
+                actor, group.id, schemas.GroupUpdate(is_active=not group.is_active)
+            )
 
     return work
 

@@ -127,9 +127,11 @@ async def delete_permission(
     "/{permission_id}/toggle-status", response_model=schemas.PermissionPublic, responses=_ERRORS
 )
 async def toggle_permission(
-    permission_id: uuid.UUID, _: PermissionsUpdate, service: RbacServiceDep
+    permission_id: uuid.UUID, actor: PermissionsUpdate, service: RbacServiceDep
 ) -> schemas.PermissionPublic:
-    return schemas.PermissionPublic.model_validate(await service.toggle_permission(permission_id))
+    return schemas.PermissionPublic.model_validate(
+        await service.toggle_permission(actor, permission_id)
+    )
 
 
 # ---- roles ------------------------------------------------------------------------------
@@ -211,9 +213,9 @@ async def remove_role_permission(
 
 @roles.patch("/{role_id}/toggle-status", response_model=schemas.RolePublic, responses=_ERRORS)
 async def toggle_role(
-    role_id: uuid.UUID, _: RolesUpdate, service: RbacServiceDep
+    role_id: uuid.UUID, actor: RolesUpdate, service: RbacServiceDep
 ) -> schemas.RolePublic:
-    return await service.role_public(await service.toggle_role(role_id))
+    return await service.role_public(await service.toggle_role(actor, role_id))
 
 
 @roles.post("/{role_id}/parents/{parent_id}", response_model=schemas.RolePublic, responses=_ERRORS)
@@ -277,9 +279,9 @@ async def get_group(
 
 @groups.put("/{group_id}", response_model=schemas.GroupPublic, responses=_ERRORS)
 async def update_group(
-    group_id: uuid.UUID, body: schemas.GroupUpdate, _: GroupsUpdate, service: RbacServiceDep
+    group_id: uuid.UUID, body: schemas.GroupUpdate, actor: GroupsUpdate, service: RbacServiceDep
 ) -> schemas.GroupPublic:
-    return await service.group_public(await service.update_group(group_id, body))
+    return await service.group_public(await service.update_group(actor, group_id, body))
 
 
 @groups.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)

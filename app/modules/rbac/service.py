@@ -222,12 +222,21 @@ class RbacService:
             details={"removed_from_roles": holders},
         )
 
-    async def toggle_permission(self, permission_id: uuid.UUID) -> Permission:
+    async def toggle_permission(self, actor: Principal, permission_id: uuid.UUID) -> Permission:
         permission = await self.get_permission(permission_id)
         if permission.name == EVERYTHING:
             raise Conflict(
                 "The *:* permission of the super-admin cannot be deactivated",
                 code="superadmin_protected",
+            )
+        if not permission.is_active:
+            # Re-activating grants it to every holder again: only someone who holds it may.
+            await self._guarded(
+                ensure_can_grant_permissions(actor, [permission.name]),
+                "permission.toggle_status",
+                "permission",
+                permission.id,
+                {"permission": permission.name},
             )
         permission.is_active = not permission.is_active
         await self.repository.flush()
@@ -452,11 +461,21 @@ class RbacService:
         )
         return role
 
-    async def toggle_role(self, role_id: uuid.UUID) -> Role:
+    async def toggle_role(self, actor: Principal, role_id: uuid.UUID) -> Role:
         role = await self.get_role(role_id)
         if role.name == SUPERADMIN_ROLE:
             raise Conflict(
                 "The super-admin role cannot be deactivated", code="superadmin_protected"
+            )
+        if not role.is_active:
+            # Re-activating confers the role's permissions on every holder again (and on the
+            # holders of every role that inherits from it): the same check as assigning it.
+            await self._guarded(
+                ensure_can_grant_roles(self.session, actor, [role.id]),
+                "role.toggle_status",
+                "role",
+                role.id,
+                {"role": role.name},
             )
         role.is_active = not role.is_active
         await self.repository.flush()
@@ -619,10 +638,23 @@ class RbacService:
         )
         return group
 
-    async def update_group(self, group_id: uuid.UUID, data: schemas.GroupUpdate) -> Group:
+    async def update_group(
+        self, actor: Principal, group_id: uuid.UUID, data: schemas.GroupUpdate
+    ) -> Group:
         group = await self.get_group(group_id)
         before = await self._group_snapshot(group)
         values = data.model_dump(exclude_unset=True)
+        if values.get("is_active") and not group.is_active:
+            # Re-activating gives the members the group's roles again: checked like assigning them.
+            await self._guarded(
+                ensure_can_grant_roles(
+                    self.session, actor, await self.repository.group_role_ids(group.id)
+                ),
+                "group.update",
+                "group",
+                group.id,
+                {"group": group.name},
+            )
         name = (values.get("name") or "").strip()
         if name and name != group.name:
             await self._ensure_group_name_free(name)

@@ -144,3 +144,40 @@ async def test_superadmin_is_exempt(admin_client: httpx.AsyncClient, rbac: Rbac)
         await admin_client.post(f"{API}/groups/{gid}/members/{superadmin.id}")
     ).status_code == 204
     assert await rbac.audit("group.role_add", outcome="denied") == []
+
+
+async def test_reactivation_is_a_grant(admin_client: httpx.AsyncClient, rbac: Rbac) -> None:
+    """Switching a role, a group or a permission back on gives its holders their permissions
+    again, so it is checked like granting them; switching off takes nothing from anyone."""
+    await rbac.role("toggler", ["role:*", "group:*", "permission:*", "patient:read"])
+    _, manager = await rbac.client("toggler")
+
+    rid = await rbac.role("audit_reader", ["audit:read"])
+    assert (await manager.patch(f"{API}/roles/{rid}/toggle-status")).json()["is_active"] is False
+    refused = await manager.patch(f"{API}/roles/{rid}/toggle-status")
+    assert refused.status_code == 403 and refused.json()["exceeding_permissions"] == ["audit:read"]
+    assert (await admin_client.get(f"{API}/roles/{rid}")).json()["is_active"] is False
+    assert (await _denied(rbac, "role.toggle_status"))[0].resource_id == str(rid)
+    assert (await admin_client.patch(f"{API}/roles/{rid}/toggle-status")).json()["is_active"]
+
+    gid = await rbac.group("auditors", roles=["audit_reader"])
+    off = await manager.put(f"{API}/groups/{gid}", json={"is_active": False})
+    assert off.status_code == 200 and off.json()["is_active"] is False
+    on = await manager.put(f"{API}/groups/{gid}", json={"is_active": True})
+    assert on.status_code == 403 and on.json()["exceeding_permissions"] == ["audit:read"]
+    assert (await admin_client.get(f"{API}/groups/{gid}")).json()["is_active"] is False
+    assert (await _denied(rbac, "group.update"))[0].resource_id == str(gid)
+    safe = await rbac.group("readers", roles=["toggler"])
+    await manager.put(f"{API}/groups/{safe}", json={"is_active": False})
+    assert (await manager.put(f"{API}/groups/{safe}", json={"is_active": True})).status_code == 200
+
+    export = await rbac.permission_id("patient:export")
+    assert (
+        await admin_client.patch(f"{API}/permissions/{export}/toggle-status")
+    ).status_code == 200
+    back = await manager.patch(f"{API}/permissions/{export}/toggle-status")
+    assert back.status_code == 403 and back.json()["exceeding_permissions"] == ["patient:export"]
+    assert (await _denied(rbac, "permission.toggle_status"))[0].resource_id == str(export)
+    assert (await admin_client.patch(f"{API}/permissions/{export}/toggle-status")).json()[
+        "is_active"
+    ]
