@@ -195,23 +195,23 @@ class AuthService:
 
         valid, new_hash = await hasher.verify_and_update(password, user.password_hash)
         if not valid:
-            user.failed_login_count = (user.failed_login_count or 0) + 1
-            if user.failed_login_count >= settings.LOCKOUT_THRESHOLD:
-                user.lockout_count = (user.lockout_count or 0) + 1
-                minutes = self._lockout_minutes(user.lockout_count)
-                user.locked_until = now + timedelta(minutes=minutes)
-                user.failed_login_count = 0
-                self.audit.record(
-                    "auth.lockout",
-                    "user",
-                    user.id,
-                    details={"minutes": minutes, "lockout_count": user.lockout_count},
-                    outcome="failure",
-                    actor_id=user.id,
-                    actor_username=user.username,
-                )
+            # Counted in the database (not read-modify-write): parallel guesses all count.
+            failures, lockouts = await self.users.count_failed_login(user)
+            threshold = settings.LOCKOUT_THRESHOLD
+            if failures >= threshold:
+                minutes = self._lockout_minutes(lockouts + 1)
+                until = now + timedelta(minutes=minutes)
+                if await self.users.lock_out(user, threshold=threshold, until=until):
+                    self.audit.record(
+                        "auth.lockout",
+                        "user",
+                        user.id,
+                        details={"minutes": minutes, "lockout_count": lockouts + 1},
+                        outcome="failure",
+                        actor_id=user.id,
+                        actor_username=user.username,
+                    )
             self._audit_failure(user.id, login, "wrong_password")
-            await self.session.flush()
             raise _invalid_credentials()
 
         if not user.is_active:

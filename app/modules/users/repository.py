@@ -137,6 +137,33 @@ class UserRepository:
             values["password_hash"] = password_hash
         await self.session.execute(_RECORD_LOGIN, values)
 
+    async def count_failed_login(self, user_id: uuid.UUID) -> tuple[int, int]:
+        """Add one to the user's failed-login counter in the database itself (parallel wrong
+        passwords each count); returns (failed_login_count, lockout_count) after the change."""
+        row = (
+            await self.session.execute(
+                update(_USERS)
+                .where(_USERS.c.id == user_id)
+                .values(failed_login_count=func.coalesce(_USERS.c.failed_login_count, 0) + 1)
+                .returning(_USERS.c.failed_login_count, _USERS.c.lockout_count)
+            )
+        ).one()
+        return int(row[0]), int(row[1] or 0)
+
+    async def lock_out(self, user_id: uuid.UUID, *, threshold: int, until: datetime) -> bool:
+        """Lock the account if its counter still stands at the threshold: of parallel failures
+        that reach it, exactly one locks (and resets the counter)."""
+        result = await self.session.execute(
+            update(_USERS)
+            .where(_USERS.c.id == user_id, _USERS.c.failed_login_count >= threshold)
+            .values(
+                lockout_count=func.coalesce(_USERS.c.lockout_count, 0) + 1,
+                locked_until=until,
+                failed_login_count=0,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def exists(
         self,
         *,

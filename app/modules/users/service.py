@@ -125,6 +125,14 @@ class UsersService:
             ),
         )
 
+    async def count_failed_login(self, user: User) -> tuple[int, int]:
+        """(failed_login_count, lockout_count) after counting one more failure, atomically."""
+        return await self.repository.count_failed_login(user.id)
+
+    async def lock_out(self, user: User, *, threshold: int, until: datetime) -> bool:
+        """True when this call locked the account (never twice for one run of failures)."""
+        return await self.repository.lock_out(user.id, threshold=threshold, until=until)
+
     async def get_or_404(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> User:
         user = await self.repository.get(user_id, include_deleted=include_deleted)
         if user is None:

@@ -113,3 +113,21 @@ async def test_admin_reset_of_counters_unlocks(
         row.failed_login_count = 0
         await session.commit()
     assert (await login(client, user.username, user.password)).status_code == 200
+
+
+async def test_parallel_failures_all_count(
+    client: httpx.AsyncClient, factory: Factory, runtime: Any
+) -> None:
+    """Wrong passwords sent at once are counted in the database, not read-modify-written:
+    eight parallel guesses against a threshold of five lock the account, exactly once."""
+    import asyncio
+
+    user = await factory.user()
+    answers = await asyncio.gather(*(login(client, user.username, WRONG) for _ in range(8)))
+    assert all(a.status_code == 401 for a in answers)
+    assert (await db_user(runtime, user)).locked_until is not None
+    async with runtime.session_factory() as session:
+        lockouts = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "auth.lockout"))
+        ).all()
+        assert len(lockouts) == 1
