@@ -76,6 +76,7 @@ def create_app(
         try:
             yield
         finally:
+            await runtime.mailer.drain(grace_seconds=settings.SMTP_TIMEOUT_SECONDS)
             await runtime.state.stop()
             await runtime.engine.dispose()
 

@@ -1,8 +1,10 @@
 """Outgoing mail: SMTP when SMTP_HOST is set, otherwise the log (development default).
-Mail is sent after the request's transaction commits, never inside it."""
+Mail is sent after the request's transaction commits, never inside it, in the background (so
+the response time does not tell whether a mail went out), and drained at shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from email.message import EmailMessage
 
@@ -16,6 +18,22 @@ logger = logging.getLogger("gatehouse.mail")
 class Mailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def send_in_background(self, to: str, subject: str, body: str) -> None:
+        task = asyncio.create_task(self.send(to, subject, body))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """At shutdown: let the mail already queued go out (at most `grace_seconds`)."""
+        if not self._pending:
+            return
+        _, late = await asyncio.wait(set(self._pending), timeout=grace_seconds)
+        if late:
+            logger.error("shutdown: %d mail(s) not sent in time", len(late))
+            for task in late:
+                task.cancel()
 
     def build(self, to: str, subject: str, body: str) -> EmailMessage:
         message = EmailMessage()

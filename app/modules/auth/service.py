@@ -10,7 +10,6 @@ raised with `keep_changes=True`, so the request's transaction commits them befor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -42,9 +41,6 @@ RESET_PURPOSE = "password_reset"
 VERIFY_PURPOSE = "verify_email"
 INVALID_CREDENTIALS = "Invalid username or password"
 
-# Mail goes out in the background once the transaction has committed, so that the response
-# time does not tell whether a mail was sent (forgot-password must not reveal accounts).
-_background: set[asyncio.Task[None]] = set()
 
 
 async def read_revoked_session_ids(engine: AsyncEngine) -> set[uuid.UUID]:
@@ -107,9 +103,8 @@ class AuthService:
         mailer = self.runtime.mailer
 
         async def send() -> None:
-            task = asyncio.create_task(mailer.send(to, subject, body))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            # In the background: forgot-password must not reveal accounts by its timing.
+            mailer.send_in_background(to, subject, body)
 
         after_commit(self.session, send)
 
