@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 04:55:18.318545
+Create Date: 2026-11-22 09:03:22.054640
 
 """
 
@@ -281,7 +281,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_patients_admission_status"), ["admission_status"], unique=False
+            "ix_patients_admission_status_family",
+            ["admission_status", "family_name", "given_name", "id"],
+            unique=False,
+            postgresql_include=["deleted_at"],
         )
         batch_op.create_index(batch_op.f("ix_patients_admitted_at"), ["admitted_at"], unique=False)
         batch_op.create_index(
@@ -293,18 +296,29 @@ def upgrade() -> None:
             batch_op.f("ix_patients_date_of_birth"), ["date_of_birth"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_patients_deleted_at"), ["deleted_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_patients_department"), ["department"], unique=False)
         batch_op.create_index(
-            "ix_patients_department_family", ["department", "family_name", "id"], unique=False
+            "ix_patients_department_family",
+            ["department", "family_name", "given_name", "id"],
+            unique=False,
+            postgresql_include=["deleted_at"],
         )
         batch_op.create_index(
             batch_op.f("ix_patients_discharged_at"), ["discharged_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_patients_email"), ["email"], unique=False)
         batch_op.create_index(
-            "ix_patients_family_given_id", ["family_name", "given_name", "id"], unique=False
+            "ix_patients_family_given_id",
+            ["family_name", "given_name", "id"],
+            unique=False,
+            postgresql_include=[
+                "department",
+                "attending_clinician_id",
+                "ward",
+                "admission_status",
+                "public_consent",
+                "deleted_at",
+            ],
         )
-        batch_op.create_index(batch_op.f("ix_patients_family_name"), ["family_name"], unique=False)
         batch_op.create_index(batch_op.f("ix_patients_given_name"), ["given_name"], unique=False)
         batch_op.create_index(batch_op.f("ix_patients_mrn"), ["mrn"], unique=True)
         batch_op.create_index(batch_op.f("ix_patients_national_id"), ["national_id"], unique=False)
@@ -314,11 +328,10 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_patients_sex"), ["sex"], unique=False)
         batch_op.create_index(
-            "ix_patients_status_family", ["admission_status", "family_name", "id"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_patients_ward"), ["ward"], unique=False)
-        batch_op.create_index(
-            "ix_patients_ward_family", ["ward", "family_name", "id"], unique=False
+            "ix_patients_ward_family",
+            ["ward", "family_name", "given_name", "id"],
+            unique=False,
+            postgresql_include=["deleted_at"],
         )
 
     op.create_table(
@@ -429,12 +442,15 @@ def upgrade() -> None:
 
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
-            "CREATE INDEX ix_patients_family_name_prefix ON patients (lower(family_name) text_pattern_ops)"
+            "CREATE INDEX ix_patients_family_name_prefix ON patients (lower(family_name) text_pattern_ops) INCLUDE (family_name, given_name, id, department, attending_clinician_id, ward, admission_status, public_consent, deleted_at)"
         )
         op.execute(
-            "CREATE INDEX ix_patients_given_name_prefix ON patients (lower(given_name) text_pattern_ops)"
+            "CREATE INDEX ix_patients_given_name_prefix ON patients (lower(given_name) text_pattern_ops) INCLUDE (family_name, given_name, id, department, attending_clinician_id, ward, admission_status, public_consent, deleted_at)"
         )
         op.execute("CREATE INDEX ix_patients_mrn_prefix ON patients (lower(mrn) text_pattern_ops)")
+        op.execute(
+            "CREATE INDEX ix_patients_ward_admitted ON patients (ward, admitted_at DESC NULLS LAST, id) INCLUDE (department, attending_clinician_id, deleted_at)"
+        )
     # ### end Alembic commands ###
     op.execute("INSERT INTO authz_state (id, version, revocation_version) VALUES (1, 1, 1)")
 
@@ -470,26 +486,34 @@ def downgrade() -> None:
 
     op.drop_table("policies")
     with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.drop_index("ix_patients_ward_family")
-        batch_op.drop_index(batch_op.f("ix_patients_ward"))
-        batch_op.drop_index("ix_patients_status_family")
+        batch_op.drop_index("ix_patients_ward_family", postgresql_include=["deleted_at"])
         batch_op.drop_index(batch_op.f("ix_patients_sex"))
         batch_op.drop_index(batch_op.f("ix_patients_public_consent"))
         batch_op.drop_index(batch_op.f("ix_patients_phone"))
         batch_op.drop_index(batch_op.f("ix_patients_national_id"))
         batch_op.drop_index(batch_op.f("ix_patients_mrn"))
         batch_op.drop_index(batch_op.f("ix_patients_given_name"))
-        batch_op.drop_index(batch_op.f("ix_patients_family_name"))
-        batch_op.drop_index("ix_patients_family_given_id")
+        batch_op.drop_index(
+            "ix_patients_family_given_id",
+            postgresql_include=[
+                "department",
+                "attending_clinician_id",
+                "ward",
+                "admission_status",
+                "public_consent",
+                "deleted_at",
+            ],
+        )
         batch_op.drop_index(batch_op.f("ix_patients_email"))
         batch_op.drop_index(batch_op.f("ix_patients_discharged_at"))
-        batch_op.drop_index("ix_patients_department_family")
-        batch_op.drop_index(batch_op.f("ix_patients_department"))
+        batch_op.drop_index("ix_patients_department_family", postgresql_include=["deleted_at"])
         batch_op.drop_index(batch_op.f("ix_patients_deleted_at"))
         batch_op.drop_index(batch_op.f("ix_patients_date_of_birth"))
         batch_op.drop_index(batch_op.f("ix_patients_attending_clinician_id"))
         batch_op.drop_index(batch_op.f("ix_patients_admitted_at"))
-        batch_op.drop_index(batch_op.f("ix_patients_admission_status"))
+        batch_op.drop_index(
+            "ix_patients_admission_status_family", postgresql_include=["deleted_at"]
+        )
 
     op.drop_table("patients")
     with op.batch_alter_table("navigation_routes", schema=None) as batch_op:

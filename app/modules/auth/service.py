@@ -42,7 +42,6 @@ VERIFY_PURPOSE = "verify_email"
 INVALID_CREDENTIALS = "Invalid username or password"
 
 
-
 async def read_revoked_session_ids(engine: AsyncEngine) -> set[uuid.UUID]:
     async with engine.connect() as conn:
         return await revoked_session_ids(conn)

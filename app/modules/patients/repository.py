@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal_column, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -16,6 +17,21 @@ from app.modules.patients.models import BreakGlassGrant, Patient
 
 TOTAL_LABEL = "__total__"
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One ORDER BY key. `nulls_last` asks for NULLs after every value in either direction
+    (rendered NULLS LAST: PostgreSQL's default for ASC and SQLite's for DESC, so an index
+    declared to match serves it on both; see models.py)."""
+
+    expression: ColumnElement[Any]
+    descending: bool = False
+    nulls_last: bool = False
+
+    def clause(self, source: ColumnElement[Any]) -> ColumnElement[Any]:
+        clause = source.desc() if self.descending else source.asc()
+        return clause.nulls_last() if self.nulls_last else clause
 
 
 class PatientRepository:
@@ -28,41 +44,67 @@ class PatientRepository:
         self,
         columns: Sequence[ColumnElement[Any]],
         conditions: Sequence[ColumnElement[bool]],
-        order: Sequence[tuple[ColumnElement[Any], bool]],
+        order: Sequence[SortKey],
         *,
+        any_of: Sequence[ColumnElement[bool]] = (),
         limit: int,
         offset: int,
         count_cap: int,
     ) -> tuple[list[Row], int | None, bool]:
-        """One statement: the page and a total counted up to a cap.
+        """One statement: the page and a total counted up to a cap. Rows match every condition
+        and, when `any_of` is given, at least one of its terms.
 
-        The inner query takes at most max(count_cap, offset + limit) matching rows in order (an
-        ordered index scan stops there); the outer one counts them (`count(*) OVER ()`) and cuts
-        the page. Returns (rows, total, exact): total is None when the page is empty (the caller
-        counts separately only then); exact is False when the cap was reached.
+        The `matches` CTE takes the ids (and sort keys) of at most max(count_cap, offset +
+        limit) matching rows in order: narrow rows, so that a covering index answers without
+        reading the table, and an ordered index scan stops there. With several `any_of` terms
+        it is a UNION of one such capped, ordered candidate list per term, so that each term
+        is served by its own index (an OR of them can only be a bitmap scan that reads every
+        candidate row from the table). The CTE is referenced twice, so PostgreSQL materialises
+        it and plans it for full retrieval (a window count under the page LIMIT made the
+        planner cost it as if it stopped after the page, and pick a scan that filters most of
+        the table). The page is cut from it and only its rows are joined back to the table for
+        the (masked) columns. Returns (rows, total, exact): total is None when the page is
+        empty (the caller counts separately only then); exact is False when the cap was
+        reached.
         """
         window = max(count_cap, offset + limit)
-        keys = [expr.label(f"__sort{i}") for i, (expr, _) in enumerate(order)]
-        inner = (
-            select(*columns, *keys)
-            .where(*conditions)
-            .order_by(*(expr.desc() if desc else expr.asc() for expr, desc in order))
-            .limit(window)
-            .subquery("page")
-        )
-        outer_order = [
-            inner.c[f"__sort{i}"].desc() if desc else inner.c[f"__sort{i}"].asc()
-            for i, (_, desc) in enumerate(order)
-        ]
-        names = [c.name for c in columns]
-        statement = (
-            select(
-                *(inner.c[n] for n in names),
-                func.count(literal_column("1")).over().label(TOTAL_LABEL),
+        # Rendered as a literal: with a bound LIMIT, PostgreSQL's generic plan (used after five
+        # executions of a prepared statement when it looks cheaper) assumes 10% of the rows and
+        # then prefers a scan that filters the whole table.
+        cap: BindParameter[int] = bindparam("window", window, literal_execute=True)
+        id_column = col(Patient.id)
+        sort_names = [f"__sort{i}" for i in range(len(order))]
+
+        def ordered(source: Any) -> list[ColumnElement[Any]]:
+            return [key.clause(source.c[n]) for key, n in zip(order, sort_names, strict=True)]
+
+        def candidates(*extra: ColumnElement[bool]) -> Select[Any]:
+            keys = (key.expression.label(n) for key, n in zip(order, sort_names, strict=True))
+            return (
+                select(id_column.label("__id"), *keys)
+                .where(*conditions, *extra)
+                .order_by(*(key.clause(key.expression) for key in order))
+                .limit(cap)
             )
-            .order_by(*outer_order)
+
+        if len(any_of) > 1:
+            branches = [candidates(term).subquery(f"hits{i}") for i, term in enumerate(any_of)]
+            hits = union(*(select(*branch.c) for branch in branches)).subquery("hits")
+            matches = select(*hits.c).order_by(*ordered(hits)).limit(cap).cte("matches")
+        else:
+            matches = candidates(*any_of).cte("matches")
+        page = (
+            select(matches.c["__id"], *(matches.c[n] for n in sort_names))
+            .order_by(*ordered(matches))
             .limit(limit)
             .offset(offset)
+            .subquery("page")
+        )
+        total = select(func.count()).select_from(matches).scalar_subquery()
+        statement = (
+            select(*columns, total.label(TOTAL_LABEL))
+            .select_from(page.join(Patient, id_column == page.c["__id"]))
+            .order_by(*ordered(page))
         )
         rows = [dict(r) for r in (await self.session.execute(statement)).mappings()]
         if not rows:

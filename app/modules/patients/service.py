@@ -41,7 +41,7 @@ from app.core.runtime import Runtime
 from app.modules.audit.service import AuditService, diff
 from app.modules.patients.access_control import PATIENT_RESOURCE, RESOURCE
 from app.modules.patients.models import BreakGlassGrant, Patient
-from app.modules.patients.repository import PatientRepository, Row
+from app.modules.patients.repository import PatientRepository, Row, SortKey
 
 # Field query parameters offered by GET / (and /stats, /export): ?ward=C1 -> {"ward": {"_eq"}}.
 EQUALITY_FILTERS: tuple[str, ...] = (
@@ -113,8 +113,14 @@ class PatientsService:
 
     # ---- query building (policy-bound) ------------------------------------------------------
 
-    def _conditions(self, plan: AccessPlan, query: ListQuery) -> list[ColumnElement[bool]]:
+    def _filters(
+        self, plan: AccessPlan, query: ListQuery
+    ) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+        """(conditions, any_of): the rows that match every condition and, when any_of is not
+        empty, at least one of its terms (the `q` search, one term per searchable field, kept
+        apart so that the list can serve each from its own index)."""
         conditions: list[ColumnElement[bool]] = [_deleted(False), plan.row_clause()]
+        any_of: list[ColumnElement[bool]] = []
         for name, value in query.equals.items():
             conditions.append(plan.where({name: {"_eq": value}}, param=name))
         if query.filter_json:
@@ -128,13 +134,20 @@ class PatientsService:
             if len(q) > MAX_Q_LENGTH:
                 raise ValidationFailed.for_field("q", f"at most {MAX_Q_LENGTH} characters")
             if q:
-                conditions.append(_prefix_search(plan, q))
-        return conditions
+                any_of = _prefix_terms(plan, q)
+                if not any_of:  # no searchable field readable: nothing matches
+                    conditions.append(false())
+        return conditions, any_of
 
-    def _order(self, plan: AccessPlan, sort: str | None) -> list[tuple[Any, bool]]:
-        """(expression, descending) pairs over masked columns: NULLs last on both backends
-        (an `IS NULL` key, skipped for a bare NOT NULL column so that an index can serve the
-        order), the id as tie-breaker. 403 naming fields readable in no row."""
+    def _conditions(self, plan: AccessPlan, query: ListQuery) -> list[ColumnElement[bool]]:
+        conditions, any_of = self._filters(plan, query)
+        return [*conditions, or_(*any_of)] if any_of else conditions
+
+    def _order(self, plan: AccessPlan, sort: str | None) -> list[SortKey]:
+        """Sort keys over masked columns: NULLs last in both directions on both backends
+        (NULLS LAST, left out for a bare NOT NULL column), the id as tie-breaker. The order is
+        plain `col [DESC] [NULLS LAST]` so that an index declared the same way serves it (see
+        models.py). 403 naming fields readable in no row."""
         keys = _split(sort)
         if len(keys) > MAX_SORT_KEYS:
             raise ValidationFailed.for_field("sort", f"at most {MAX_SORT_KEYS} sort keys")
@@ -148,17 +161,16 @@ class PatientsService:
             raise ValidationFailed.for_field("sort", f"cannot sort by '{unsortable[0]}'")
         if not keys:  # default: by name where the caller may read it
             keys = [n for n in ("family_name", "given_name") if n in plan.readable_fields]
-        order: list[tuple[Any, bool]] = []
+        order: list[SortKey] = []
         for key in keys:
             name, desc = key.lstrip("-"), key.startswith("-")
             if name == "id":
                 continue
             expression = plan.column(name)
             raw = PATIENT_RESOURCE.column(name)
-            if not (expression is raw and not raw.nullable):
-                order.append((expression.is_(None), False))
-            order.append((expression, desc))
-        order.append((col(Patient.id), False))
+            nullable = not (expression is raw and not raw.nullable)
+            order.append(SortKey(expression, desc, nulls_last=nullable))
+        order.append(SortKey(PATIENT_RESOURCE.id_column))
         return order
 
     def _fields(self, plan: AccessPlan, fields: str | None) -> list[str] | None:
@@ -182,12 +194,13 @@ class PatientsService:
         """(items, total, total_exact). One SQL statement for a non-empty page."""
         plan = await self.read_plan()
         fields = self._fields(plan, query.fields)
-        conditions = self._conditions(plan, query)
+        conditions, any_of = self._filters(plan, query)
         order = self._order(plan, query.sort)
         rows, total, exact = await self.repository.page(
             self._select(plan, fields),
             conditions,
             order,
+            any_of=any_of,
             limit=limit,
             offset=offset,
             count_cap=COUNT_CAP,
@@ -195,6 +208,8 @@ class PatientsService:
         if total is None:
             total = 0
             if offset:
+                if any_of:
+                    conditions.append(or_(*any_of))
                 total = await self.repository.count_capped(conditions, COUNT_CAP + 1)
                 exact = total <= COUNT_CAP
                 total = min(total, COUNT_CAP)
@@ -399,18 +414,17 @@ async def active_break_glass(
     return grant is not None
 
 
-def _prefix_search(plan: AccessPlan, q: str) -> ColumnElement[bool]:
-    """`q` as a case-insensitive PREFIX of any searchable field the caller may read, over the
-    masked columns (a hidden cell never matches). lower(field) LIKE 'q%' is served by the
-    text_pattern_ops expression indexes on PostgreSQL (see models.py)."""
+def _prefix_terms(plan: AccessPlan, q: str) -> list[ColumnElement[bool]]:
+    """`q` as a case-insensitive PREFIX of a searchable field the caller may read, one term per
+    field (a row matches when any term does), over the masked columns (a hidden cell never
+    matches). Empty when no searchable field is readable. lower(field) LIKE 'q%' is served by
+    the text_pattern_ops expression indexes on PostgreSQL (see models.py)."""
     names = [
         f.name for f in PATIENT_RESOURCE.fields if f.searchable and f.name in plan.readable_fields
     ]
-    if not names:
-        return false()
     escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = escaped + "%"
-    return or_(*(func.lower(plan.column(n)).like(pattern, escape="\\") for n in names))
+    return [func.lower(plan.column(n)).like(pattern, escape="\\") for n in names]
 
 
 def _conflict() -> Conflict:

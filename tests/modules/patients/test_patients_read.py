@@ -249,6 +249,22 @@ async def test_per_cell_merge_of_two_roles(
     await client.aclose()
 
 
+async def test_sort_sees_hidden_cells_as_null(ward: dict[str, Any], factory: Any) -> None:
+    """Nurse (ward C1) + receptionist (admitted: phone): neuro_c1's phone is hidden, so it sorts
+    with the NULLs (last, by id) in both directions, never by its real value."""
+    user = await factory.user(roles=["nurse", "receptionist"], attributes={"ward": "C1"})
+    from tests.modules.patients.conftest import _client_for
+
+    client = await _client_for(factory, user)
+    p = ward["p"]
+    nulls = sorted((p["neuro_c1"], p["neuro_attended"]), key=lambda r: r["id"])
+    expected = [pid(p["card_c1"]), *(pid(r) for r in nulls)]
+    for sort in ("phone", "-phone"):
+        body = (await client.get(URL, params={"sort": sort})).json()
+        assert [i["id"] for i in body["items"]] == expected, sort
+    await client.aclose()
+
+
 async def test_stats_obey_rows_and_cells(ward: dict[str, Any], client: httpx.AsyncClient) -> None:
     _, nurse = ward["nurse"]
     stats = (await nurse.get(f"{URL}/stats", params={"group_by": "admission_status"})).json()
