@@ -79,6 +79,7 @@ def create_app(
             await runtime.mailer.drain(grace_seconds=settings.SMTP_TIMEOUT_SECONDS)
             await runtime.state.stop()
             await runtime.engine.dispose()
+            runtime.hasher.close()
 
     docs = settings.DOCS_ENABLED
     app = FastAPI(

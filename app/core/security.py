@@ -8,18 +8,19 @@ and one-time tokens are opaque random strings stored only as SHA-256 digests.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import secrets
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio
-import anyio.to_thread
 import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -28,6 +29,7 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 from app.core.config import Settings
 
 ACCESS_TOKEN_TYPE = "access"
+_T = TypeVar("_T")
 VERIFIED_TOKEN_CACHE_SIZE = 50_000
 
 
@@ -45,34 +47,32 @@ class PasswordHasher:
         )
         # Verified for unknown users so that "no such user" costs as much as "wrong password".
         self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
-        self._limiter: anyio.CapacityLimiter | None = None
-
-    def _threads(self) -> anyio.CapacityLimiter:
-        """At most one hash per core at a time: a burst of logins queues here instead of running
-        many memory-hard hashes at once (which thrash caches and starve the event loop)."""
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(_usable_cores())
-        return self._limiter
+        # At most one hash per core at a time: a burst of logins queues here instead of running
+        # many memory-hard hashes at once (which thrash caches and starve the event loop). A
+        # plain executor: the cheapest hand-off to a thread and back on the login hot path.
+        self._executor = ThreadPoolExecutor(_usable_cores(), thread_name_prefix="password-hash")
 
     def hash_sync(self, password: str) -> str:
         return self._hash.hash(password)
 
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._threads())
+        return await self._in_thread(self._hash.hash, password)
 
     async def verify_and_update(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
         """(valid, new_hash_or_None). With no stored hash, a dummy is verified to keep timing flat."""
         if hashed is None:
-            await anyio.to_thread.run_sync(
-                self._hash.verify, password, self._dummy_hash, limiter=self._threads()
-            )
+            await self._in_thread(self._hash.verify, password, self._dummy_hash)
             return False, None
         try:
-            return await anyio.to_thread.run_sync(
-                self._hash.verify_and_update, password, hashed, limiter=self._threads()
-            )
+            return await self._in_thread(self._hash.verify_and_update, password, hashed)
         except Exception:  # an unknown or corrupt hash format is a failed login, not a 500
             return False, None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _usable_cores() -> int:
