@@ -30,7 +30,8 @@ class AuditRepository:
         # as a JSON 'null' in the JSON columns.
         row = {k: v for k, v in values.items() if v is not None}
         row.update(id=new_id(), created_at=created, updated_at=created)
-        await self.session.execute(_INSERT, row)
+        # On the session's connection and transaction, past the ORM layer (a Core statement).
+        await (await self.session.connection()).execute(_INSERT, row)
 
     async def get(self, entry_id: uuid.UUID) -> AuditLog | None:
         return await self.session.get(AuditLog, entry_id)

@@ -79,7 +79,9 @@ class SessionRepository:
         no ORM objects, no unit-of-work flush). Returns the session id."""
         session_id = new_id()
         created = utcnow()
-        await self.session.execute(
+        # On the session's connection and transaction, past the ORM layer (Core statements).
+        conn = await self.session.connection()
+        await conn.execute(
             _INSERT_SESSION,
             {
                 "id": session_id,
@@ -94,7 +96,7 @@ class SessionRepository:
                 "user_agent": user_agent,
             },
         )
-        await self.session.execute(
+        await conn.execute(
             _INSERT_REFRESH_TOKEN,
             {
                 "id": new_id(),

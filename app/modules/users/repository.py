@@ -135,7 +135,8 @@ class UserRepository:
             values.update(failed_login_count=0, lockout_count=0, locked_until=None)
         if password_hash is not None:
             values["password_hash"] = password_hash
-        await self.session.execute(_RECORD_LOGIN, values)
+        # On the session's connection and transaction, past the ORM layer (a Core statement).
+        await (await self.session.connection()).execute(_RECORD_LOGIN, values)
 
     async def count_failed_login(self, user_id: uuid.UUID) -> tuple[int, int]:
         """Add one to the user's failed-login counter in the database itself (parallel wrong
