@@ -105,13 +105,17 @@ AuthenticatedUser = Annotated[Principal, Depends(get_authenticated)]
 
 def require_permission(
     *permissions: str,
-) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+) -> Callable[[HTTPConnection], Coroutine[Any, Any, Principal]]:
     """A dependency that passes the principal through when it holds every named permission:
     401 for the guest (log in first), 403 for a user who lacks one."""
     # Interned like the names in every PermissionSet: a granted check is a pointer comparison.
     permissions = tuple(sys.intern(p) for p in permissions)
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
+    # Takes the connection and calls get_principal itself (it memoises the principal on the
+    # request) rather than depending on it: one level of dependency solving less, on every
+    # protected request.
+    async def dependency(conn: HTTPConnection) -> Principal:
+        principal = await get_principal(conn)
         missing = [p for p in permissions if not principal.has(p)]
         if missing:
             if principal.is_guest:
@@ -134,12 +138,13 @@ def require(*permissions: str) -> Any:
     return Annotated[Principal, Depends(require_permission(*permissions))]
 
 
-async def rate_limit_principal(conn: HTTPConnection, principal: CurrentPrincipal) -> None:
+async def rate_limit_principal(conn: HTTPConnection) -> None:
     """The general per-principal rate limit (per client address for the guest). Wired on the
     module routers in app/main.py only when RATE_LIMIT_ENABLED, so it costs nothing otherwise."""
     limiter = get_runtime(conn).limiter
     if not limiter.enabled:
         return
+    principal = await get_principal(conn)
     if principal.user_id is not None:
         key = f"user:{principal.user_id}"
     else:
