@@ -4,13 +4,15 @@
                                          [--connections 16] [--rounds 2]
                                          [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
 
-1. A scratch PostgreSQL database bench_patients_<pid> (dropped at the end), migrated and seeded
-   through the real code; a doctor (department cardiology) and 20 clinicians; synthetic
-   patients inserted by multi-row INSERT batches (first --small, later grown to --rows).
-2. The real server (uvicorn, 1 worker, uvloop + httptools, logs at WARNING, rate limit off).
-3. (c) List / search p50 (sequential requests) at --small rows, then again at --rows rows,
-   for: doctor list, doctor search (q=<family name>), nurse list of ward C1, guest list,
-   receptionist search. Prints p50 of each and the ratio large / small (target <= 1.5).
+1. Two scratch PostgreSQL databases bench_patients_<pid>[_small] (dropped at the end), migrated
+   and seeded through the real code; a doctor (department cardiology) and 20 clinicians; the
+   same synthetic patients (multi-row INSERT batches): --small in one, --rows in the other.
+2. One real server on each (uvicorn, 1 worker, uvloop + httptools, logs at WARNING, rate
+   limit off).
+3. (c) List / search p50 with samples alternating between the two servers (background load
+   hits both alike), for: doctor list, doctor ward list by admission, doctor search
+   (q=<family name>), nurse list of ward C1, receptionist search and MRN lookup, guest list.
+   Prints p50 of each and the ratio large / small (target <= 1.5).
 4. (a) wrk alternating A B A B: A = GET /patients?limit=50 as the doctor (row filter
    department OR attending + cell masking), B = the same rows with no policy applied (the
    super-admin's implicit full policy compiles to plain columns; `department=cardiology`
@@ -189,19 +191,6 @@ def login(base: str, username: str) -> str:
     return str(response.json()["access_token"])
 
 
-def p50(client: httpx.Client, url: str, params: dict[str, Any], token: str | None, n: int) -> float:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    for _ in range(5):
-        client.get(url, params=params, headers=headers).raise_for_status()
-    samples = []
-    for _ in range(n):
-        began = time.perf_counter()
-        response = client.get(url, params=params, headers=headers)
-        samples.append(time.perf_counter() - began)
-        response.raise_for_status()
-    return statistics.median(samples) * 1000
-
-
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -276,6 +265,8 @@ async def statements_per_request(settings: Settings, doctor_token_user: Any) -> 
     return len(request_statements)
 
 
+BENCH_USERS = ("bench_doctor", "bench_nurse", "bench_reception", "bench_admin", "superadmin")
+
 LATENCY_CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("doctor list", "bench_doctor", {"limit": 50}),
     (
@@ -291,13 +282,35 @@ LATENCY_CASES: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def latency_round(base: str, tokens: dict[str, str], name: str, n: int) -> dict[str, float]:
-    result = {}
-    with httpx.Client(base_url=base, timeout=60) as client:
+def latency_rounds(
+    bases: tuple[str, str], tokens: tuple[dict[str, str], dict[str, str]], name: str, n: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """p50 of each case on the small and the large database, samples alternating between the
+    two servers so that background load on this shared machine hits both sides alike."""
+    small: dict[str, float] = {}
+    large: dict[str, float] = {}
+    with (
+        httpx.Client(base_url=bases[0], timeout=60) as a,
+        httpx.Client(base_url=bases[1], timeout=60) as b,
+    ):
         for label, user, params in LATENCY_CASES:
             params = {k: (name if v == "__NAME__" else v) for k, v in params.items()}
-            result[label] = p50(client, API, params, tokens.get(user), n)
-    return result
+            sides: list[tuple[httpx.Client, dict[str, str], list[float]]] = []
+            for client, side_tokens in ((a, tokens[0]), (b, tokens[1])):
+                token = side_tokens.get(user)
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                for _ in range(5):  # warm-up (plans, caches)
+                    client.get(API, params=params, headers=headers).raise_for_status()
+                sides.append((client, headers, []))
+            for _ in range(n):
+                for client, headers, samples in sides:
+                    began = time.perf_counter()
+                    response = client.get(API, params=params, headers=headers)
+                    samples.append(time.perf_counter() - began)
+                    response.raise_for_status()
+            small[label] = statistics.median(sides[0][2]) * 1000
+            large[label] = statistics.median(sides[1][2]) * 1000
+    return small, large
 
 
 def main() -> None:
@@ -320,42 +333,59 @@ def main() -> None:
         print(f"note: load average {load:.1f} on {os.cpu_count()} CPUs; figures will be noisy")
 
     name = f"bench_patients_{os.getpid()}"
+    small_name = f"{name}_small"
     url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(admin_sql(args.postgres, f'CREATE DATABASE "{name}"'))
+    small_url = (
+        make_url(args.postgres).set(database=small_name).render_as_string(hide_password=False)
+    )
+    procs: list[subprocess.Popen[bytes]] = []
     proc: subprocess.Popen[bytes] | None = None
+    for db in (name, small_name):
+        asyncio.run(admin_sql(args.postgres, f'CREATE DATABASE "{db}"'))
     try:
-        env = bench_env(url)
-        settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
-        migrate(url)
-        users = asyncio.run(prepare_users(settings))
-        generator = PatientGenerator(seed=7)
-        clinicians = [users["bench_doctor"], *users["clinicians"]]
-        took = asyncio.run(insert_patients(url, generator, 0, args.small, clinicians))
-        print(f"inserted {args.small:,} patients in {took:.1f}s")
-
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        proc = start_server(env, port)
-        wait_healthy(base, proc)
-        tokens = {
-            u: login(base, u)
-            for u in ("bench_doctor", "bench_nurse", "bench_reception", "bench_admin", "superadmin")
-        }
-        search_name = generator.family[3]
-
-        small = latency_round(base, tokens, search_name, args.samples)
-        small_export = export_peak(base, tokens["bench_admin"], proc.pid)
-
-        took = asyncio.run(
-            insert_patients(url, generator, args.small, args.rows - args.small, clinicians)
+        # Two databases with the same users and the same first --small patients; the large one
+        # gets the rest. Both servers run side by side for the interleaved latency samples.
+        sides = []
+        for db_url, rows in ((small_url, args.small), (url, args.rows)):
+            env = bench_env(db_url)
+            settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
+            migrate(db_url)
+            users = asyncio.run(prepare_users(settings))
+            generator = PatientGenerator(seed=7)
+            clinicians = [users["bench_doctor"], *users["clinicians"]]
+            took = asyncio.run(insert_patients(db_url, generator, 0, args.small, clinicians))
+            if rows > args.small:
+                took += asyncio.run(
+                    insert_patients(db_url, generator, args.small, rows - args.small, clinicians)
+                )
+            print(f"inserted {rows:,} patients in {took:.1f}s")
+            port = free_port()
+            server = start_server(env, port)
+            procs.append(server)
+            sides.append((f"http://127.0.0.1:{port}", server, settings))
+        for side_base, server, _ in sides:
+            wait_healthy(side_base, server)
+        side_tokens = tuple(
+            {u: login(side_base, u) for u in BENCH_USERS} for side_base, _, _ in sides
         )
-        print(f"inserted {args.rows - args.small:,} more patients in {took:.1f}s")
-        large = latency_round(base, tokens, search_name, args.samples)
+        search_name = generator.family[3]
+        (small_base, small_proc, _), (base, proc, settings) = sides
+        tokens = side_tokens[1]
+
+        small, large = latency_rounds(
+            (small_base, base),
+            (side_tokens[0], side_tokens[1]),
+            search_name,
+            args.samples,
+        )
+        small_export = export_peak(small_base, side_tokens[0]["bench_admin"], small_proc.pid)
         large_export = export_peak(base, tokens["bench_admin"], proc.pid)
+        small_proc.terminate()
+        small_proc.wait(timeout=30)
 
         print(
-            f"\n(c) list / search p50, sequential, {args.samples} samples "
-            f"({args.small:,} vs {args.rows:,} patients; target ratio <= 1.5)"
+            f"\n(c) list / search p50, {args.samples} samples each, alternating between a server"
+            f" on {args.small:,} and one on {args.rows:,} patients (target ratio <= 1.5)"
         )
         for label in small:
             print(
@@ -404,10 +434,12 @@ def main() -> None:
         count = asyncio.run(statements_per_request(settings, "bench_doctor"))
         print(f"  SQL statements per warm doctor list request (in-process): {count} (target 1)")
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        asyncio.run(admin_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for server in procs:
+            if server.poll() is None:
+                server.terminate()
+                server.wait(timeout=30)
+        for db in (name, small_name):
+            asyncio.run(admin_sql(args.postgres, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
