@@ -1,7 +1,7 @@
 """Patients under policies at 100,000 rows (PostgreSQL), ratios measured side by side.
 
-    uv run python bench/patients_list.py [--rows 100000] [--small 10000] [--duration 6]
-                                         [--connections 16] [--rounds 2]
+    uv run python bench/patients_list.py [--rows 100000] [--small 10000] [--duration 5]
+                                         [--connections 16] [--rounds 6]
                                          [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
 
 1. Two scratch PostgreSQL databases bench_patients_<pid>[_small] (dropped at the end), migrated
@@ -317,9 +317,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--duration", type=int, default=6)
+    parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument(
         "--postgres",
