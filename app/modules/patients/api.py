@@ -39,7 +39,9 @@ PatientsRestore = Annotated[Principal, Depends(require_permission("patient:resto
 PatientsExport = Annotated[Principal, Depends(require_permission("patient:export"))]
 PatientsBreakGlass = Annotated[Principal, Depends(require_permission("patient:break_glass"))]
 
-Text = Annotated[str | None, Query(max_length=200)]
+# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
@@ -105,13 +107,18 @@ async def list_patients(
     attending_clinician_id: Text = None,
     public_consent: Text = None,
     filter: Annotated[
-        str | None, Query(max_length=4000, description="JSON filter (policy filter language)")
+        str | None,
+        Query(pattern=NO_NUL, max_length=4000, description="JSON filter (policy filter language)"),
     ] = None,
     sort: Annotated[
-        str | None, Query(max_length=200, examples=["family_name,-admitted_at"])
+        str | None, Query(pattern=NO_NUL, max_length=200, examples=["family_name,-admitted_at"])
     ] = None,
-    q: Annotated[str | None, Query(max_length=100, description="Search names and MRN")] = None,
-    fields: Annotated[str | None, Query(max_length=1000, examples=["given_name,ward"])] = None,
+    q: Annotated[
+        str | None, Query(pattern=NO_NUL, max_length=100, description="Search names and MRN")
+    ] = None,
+    fields: Annotated[
+        str | None, Query(pattern=NO_NUL, max_length=1000, examples=["given_name,ward"])
+    ] = None,
 ) -> Response:
     query = _query(
         mrn=mrn,
@@ -158,9 +165,9 @@ async def export_patients(
     ward: Text = None,
     department: Text = None,
     admission_status: Text = None,
-    filter: Annotated[str | None, Query(max_length=4000)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    fields: Annotated[str | None, Query(max_length=1000)] = None,
+    filter: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    fields: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
 ) -> StreamingResponse:
     query = _query(
         mrn=None,
@@ -199,8 +206,8 @@ async def patient_stats(
     ward: Text = None,
     department: Text = None,
     admission_status: Text = None,
-    filter: Annotated[str | None, Query(max_length=4000)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    filter: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
 ) -> Response:
     query = _query(
         mrn=None,

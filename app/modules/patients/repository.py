@@ -134,19 +134,23 @@ class PatientRepository:
 
     async def groups(
         self, key: ColumnElement[Any], conditions: Sequence[ColumnElement[bool]], *, limit: int
-    ) -> list[tuple[Any, int]]:
-        """Counts per value of `key` (a masked expression), largest first."""
+    ) -> tuple[list[tuple[Any, int]], int]:
+        """(counts per value of `key` (a masked expression), largest first, at most `limit`
+        groups; the number of matching rows over every group). One statement: the total is a
+        window sum over the groups, computed before the LIMIT."""
         label = key.label("g")
-        count = func.count().label("n")
+        count = func.count()
+        total = func.sum(count).over().label("total")
         statement = (
-            select(label, count)
+            select(label, count.label("n"), total)
             .select_from(Patient)
             .where(*conditions)
             .group_by(label)
             .order_by(count.desc(), label)
             .limit(limit)
         )
-        return [(r[0], int(r[1])) for r in (await self.session.execute(statement)).all()]
+        rows = (await self.session.execute(statement)).all()
+        return [(r[0], int(r[1])) for r in rows], int(rows[0][2]) if rows else 0
 
     async def stream(
         self,

@@ -7,16 +7,35 @@ Responses carry only the cells the caller may read: a hidden field is ABSENT fro
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Literal
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 # Columns that cannot be emptied: sending null for them is a 422, never a database error.
 NOT_NULL = ("mrn", "given_name", "family_name", "admission_status", "public_consent")
 
 AdmissionStatus = Literal["admitted", "outpatient", "discharged"]
 Sex = Literal["female", "male", "other", "unknown"]
+
+
+def no_nul(value: Any) -> Any:
+    """Text may not contain NUL characters (PostgreSQL cannot store them; SQLite would, so both
+    refuse them alike): a 422 naming the field, never a database error."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    return value
+
+
+def utc_datetime(value: Any) -> Any:
+    """Datetimes are stored in UTC (naive ones are taken as UTC, like the filter language);
+    one that does not fit once converted is a 422, never a server error."""
+    if not isinstance(value, datetime):
+        return value
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("datetime out of range") from None
 
 
 class _PatientFields(BaseModel):
@@ -41,6 +60,11 @@ class _PatientFields(BaseModel):
     insurance_number: str | None = Field(default=None, max_length=100)
     emergency_contact: str | None = Field(default=None, max_length=500)
     public_status: str | None = Field(default=None, max_length=500)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        return utc_datetime(no_nul(value))
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> _PatientFields:
@@ -127,6 +151,13 @@ class BreakGlassRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=10, max_length=1000)
+
+    @field_validator("reason", mode="after")
+    @classmethod
+    def _clean(cls, value: str) -> str:
+        if len(value.strip()) < 10:
+            raise ValueError("the reason must say why (at least 10 characters)")
+        return str(no_nul(value))
 
 
 class BreakGlassGrantPublic(BaseModel):

@@ -15,6 +15,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -28,8 +29,11 @@ from sqlalchemy import ColumnElement, false, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.authz.filters import evaluate, resolve_value
 from app.authz.policies import (
     AccessPlan,
+    PolicyCheckFailed,
+    PolicyRule,
     Variables,
     build_plan,
     plan_for,
@@ -122,13 +126,15 @@ class PatientsService:
         conditions: list[ColumnElement[bool]] = [_deleted(False), plan.row_clause()]
         any_of: list[ColumnElement[bool]] = []
         for name, value in query.equals.items():
-            conditions.append(plan.where({name: {"_eq": value}}, param=name))
+            conditions.append(_where(plan, {name: {"_eq": value}}, name))
         if query.filter_json:
             try:
                 parsed = json.loads(query.filter_json)
             except ValueError:
                 raise ValidationFailed.for_field("filter", "filter must be a JSON object")
-            conditions.append(plan.where(parsed, param="filter"))
+            if _has_nul(parsed):
+                raise ValidationFailed.for_field("filter", "filter may not contain NUL characters")
+            conditions.append(_where(plan, parsed, "filter"))
         if query.q:
             q = query.q.strip()
             if len(q) > MAX_Q_LENGTH:
@@ -240,12 +246,14 @@ class PatientsService:
         if PATIENT_RESOURCE.field(group_by).type not in GROUPABLE_TYPES:
             raise ValidationFailed.for_field("group_by", f"cannot group by '{group_by}'")
         conditions = self._conditions(plan, query)
-        groups = await self.repository.groups(plan.column(group_by), conditions, limit=MAX_GROUPS)
+        groups, total = await self.repository.groups(
+            plan.column(group_by), conditions, limit=MAX_GROUPS
+        )
         buckets = [
             {"value": str(v) if isinstance(v, uuid.UUID | date) else v, "count": n}
             for v, n in groups
         ]
-        return {"group_by": group_by, "total": sum(b["count"] for b in buckets), "groups": buckets}
+        return {"group_by": group_by, "total": total, "groups": buckets}
 
     async def prepare_export(self, query: ListQuery) -> tuple[list[str], AsyncIterator[str]]:
         """Checks everything up front (errors are answered before streaming starts), audits the
@@ -291,7 +299,7 @@ class PatientsService:
 
     async def create(self, values: Mapping[str, Any]) -> Row:
         plan = await self.plan("create")
-        to_insert = plan.check_create(values)
+        to_insert = _check_create(plan, values)
         mrn = to_insert.get("mrn")
         if mrn is not None and await self.repository.mrn_taken(str(mrn)):
             raise _conflict()
@@ -412,6 +420,56 @@ async def active_break_glass(
         return False
     grant = await PatientRepository(session).active_grant(principal.user_id, patient_id, now)
     return grant is not None
+
+
+def _check_create(plan: AccessPlan, values: Mapping[str, Any]) -> dict[str, Any]:
+    """plan.check_create, with each policy's `check` evaluated on the row as it will be stored:
+    a field the client did not send holds its column default (admission_status 'outpatient',
+    public_consent false), not nothing, so no check can be passed by leaving out a field whose
+    default violates it. The engine's own verdict comes first for every other refusal (fields
+    not writable, preset fields sent, no create policy)."""
+    with contextlib.suppress(PolicyCheckFailed):  # decided below, on the complete row
+        plan.check_create(values)
+    sent = set(values)
+    failed: list[PolicyRule] = []
+    for rule in plan.rules:
+        if not sent <= rule.grants(PATIENT_RESOURCE):
+            continue
+        presets = {
+            name: resolve_value(value, PATIENT_RESOURCE.field(name), plan.variables)
+            for name, value in (rule.presets or {}).items()
+        }
+        if sent & set(presets):
+            continue
+        candidate = {**values, **presets}
+        stored = row_of(PATIENT_RESOURCE, Patient(**candidate))
+        if rule.check is None or evaluate(rule.check, stored, plan.variables, PATIENT_RESOURCE):
+            return candidate
+        failed.append(rule)
+    raise PolicyCheckFailed(
+        "The record would not satisfy the check of " + "; ".join(r.label for r in failed),
+        extra={"failed_checks": [r.describe() for r in failed]},
+    )
+
+
+def _where(plan: AccessPlan, filter_json: Any, param: str) -> ColumnElement[bool]:
+    """plan.where, with a value that cannot be represented (a datetime that overflows once
+    converted to UTC) answered as a 422 naming the parameter instead of a server error."""
+    try:
+        return plan.where(filter_json, param=param)
+    except OverflowError:
+        raise ValidationFailed.for_field(param, "a date or datetime value is out of range")
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a parsed JSON document holds a NUL character in any key or string."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _prefix_terms(plan: AccessPlan, q: str) -> list[ColumnElement[bool]]:
