@@ -123,9 +123,12 @@ class PolicyRepository:
         resource: ResourceSpec,
         before: ColumnElement[bool],
         after: ColumnElement[bool],
+        *,
+        within: ColumnElement[bool] | None = None,
     ) -> tuple[int, int]:
-        """(rows admitted by `after` but not `before`, rows admitted by `before` only)."""
-        conditions: list[ColumnElement[bool]] = []
+        """(rows admitted by `after` but not `before`, rows admitted by `before` only), among
+        the rows matching `within` when given."""
+        conditions: list[ColumnElement[bool]] = [] if within is None else [within]
         if resource.soft_delete:
             conditions.append(resource.column("deleted_at").is_(None))
         gained = func.coalesce(func.sum(case((after & ~before, 1), else_=0)), 0)

@@ -6,9 +6,27 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Action = Literal["read", "create", "update", "delete"]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def no_nul(value: Any) -> Any:
+    """No text of a policy may hold a NUL character (PostgreSQL cannot store it): a 422 naming
+    the part at fault, never a database error."""
+    if _has_nul(value):
+        raise ValueError("may not contain NUL characters")
+    return value
 
 
 class PolicyCreate(BaseModel):
@@ -23,6 +41,8 @@ class PolicyCreate(BaseModel):
     check: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=500)
     is_active: bool = True
+
+    _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(no_nul)
 
 
 class PolicyUpdate(BaseModel):
@@ -39,6 +59,8 @@ class PolicyUpdate(BaseModel):
     check: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
+
+    _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(no_nul)
 
 
 class PolicyPublic(BaseModel):

@@ -7,14 +7,23 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import ColumnElement, false, or_, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.authz import filters as flt
 from app.authz.dependencies import PRINCIPAL_STORE
-from app.authz.filters import OPERATORS_BY_TYPE, FilterError, ResourceSpec, Variables
+from app.authz.filters import (
+    OPERATORS_BY_TYPE,
+    FilterError,
+    ResourceSpec,
+    Variables,
+    referenced_fields,
+)
 from app.authz.models import Policy
 from app.authz.policies import (
     ACTIONS,
     ALL_FIELDS,
+    AccessPlan,
     PolicyRule,
     build_plan,
     explain_record,
@@ -160,6 +169,10 @@ class PoliciesService:
             if field not in ("fields", "row_filter", "presets", "check"):
                 field = "row_filter"
             raise filter_error_to_http(exc, param=field) from None
+        except OverflowError:  # a datetime that does not fit once converted to UTC
+            raise ValidationFailed.for_field(
+                _overflowing_part(spec, values), "a date or datetime value is out of range"
+            ) from None
         return spec
 
     async def _ensure_can_delegate(self, values: dict[str, Any], spec: ResourceSpec) -> None:
@@ -295,6 +308,16 @@ class PoliciesService:
             total += 1
 
         now = self.runtime.clock.now()
+        # Record counts are bound by the caller's own read policies (no oracle): only the rows
+        # the caller may read are counted, and each row filter is evaluated over the caller's
+        # masked cells, so a count never depends on a cell the caller cannot read.
+        viewers: dict[str, AccessPlan] = {}
+        for resource_name, _ in pairs:
+            viewed = registry().get(resource_name)
+            if viewed is not None:
+                viewers[resource_name] = await plan_for(
+                    self.session, self.principal, viewed, "read", now=now
+                )
         results: list[schemas.PreviewUser] = []
         for target_id, username in list(targets.items())[:PREVIEW_USER_CAP]:
             principal: Principal | None = (
@@ -318,8 +341,12 @@ class PoliciesService:
                 after = build_plan(
                     spec, action, proposed, variables, superadmin=principal.is_superadmin
                 )
+                viewer = viewers[resource_name]
                 gained, lost = await self.repository.count_difference(
-                    spec, before.row_clause(), after.row_clause()
+                    spec,
+                    _rows_seen_by(before, viewer),
+                    _rows_seen_by(after, viewer),
+                    within=viewer.row_clause(),
                 )
                 field_attr = "readable_fields" if action == "read" else "writable_fields"
                 before_fields = getattr(before, field_attr)
@@ -366,15 +393,53 @@ class PoliciesService:
         except ValueError:
             raise NotFound("Record not found") from None
         row = await self.repository.get_record(spec, typed_id)
-        if row is None:
+        now = self.runtime.clock.now()
+        # No oracle: a record the caller may not read is not found, and the target's policies
+        # are evaluated on the cells the caller may read (a hidden cell as if it did not exist).
+        viewer = await plan_for(self.session, self.principal, spec, "read", now=now)
+        if row is None or not viewer.admits(row):
             raise NotFound("Record not found")
-        plan = await plan_for(self.session, target, spec, "read", now=self.runtime.clock.now())
-        explanation = explain_record(plan, row)
+        seen = viewer.mask(row)
+        plan = await plan_for(self.session, target, spec, "read", now=now)
+        explanation = explain_record(plan, seen)
         if target.is_superadmin:
             explanation["note"] = "Super-administrators hold an implicit full policy"
         if spec.soft_delete and row.get("deleted_at") is not None:
             explanation["note"] = "The record is soft-deleted"
         return {"user_id": user_id, "record_id": record_id, **explanation}
+
+
+def _rows_seen_by(plan: AccessPlan, viewer: AccessPlan) -> ColumnElement[bool]:
+    """The rows `plan` admits, as `viewer` can tell: each row filter compiled over the viewer's
+    masked columns (exact when the viewer reads every referenced field in every row)."""
+    if plan.is_empty:
+        return false()
+    if plan.unrestricted_rows:
+        return true()
+    clauses = [
+        flt.compile(
+            rule.row_filter,
+            plan.resource,
+            plan.variables,
+            columns=viewer.columns(referenced_fields(rule.row_filter)),
+        )
+        for rule in plan.rules
+    ]
+    return clauses[0] if len(clauses) == 1 else or_(*clauses)
+
+
+def _overflowing_part(spec: ResourceSpec, values: dict[str, Any]) -> str:
+    """The part of a policy (row_filter, check or presets) holding a value that overflows."""
+    for part in ("row_filter", "check", "presets"):
+        parts: dict[str, Any] = {"row_filter": None, "presets": None, "check": None}
+        parts[part] = values.get(part)
+        try:
+            validate_policy_parts(spec, fields=[], **parts)
+        except OverflowError:
+            return part
+        except FilterError:
+            continue
+    return "row_filter"
 
 
 def _rule(policy_id: uuid.UUID, values: dict[str, Any]) -> tuple[PolicyRule, bool]:
