@@ -22,6 +22,8 @@ router = ModuleRouter(prefix="/audit-logs", tags=["audit"])
 routers = (router,)
 
 AuditRead = Annotated[Principal, Depends(require_permission("audit:read"))]
+# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
+NO_NUL = r"^[^\x00]*$"
 
 
 @router.get(
@@ -35,9 +37,9 @@ async def list_audit_logs(
     session: SessionDep,
     page: PageDep,
     actor_id: uuid.UUID | None = None,
-    action: Annotated[str | None, Query(max_length=80)] = None,
-    resource_type: Annotated[str | None, Query(max_length=80)] = None,
-    resource_id: Annotated[str | None, Query(max_length=80)] = None,
+    action: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
+    resource_type: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
+    resource_id: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
     outcome: Outcome | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

@@ -6,12 +6,23 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+
+def no_nul(value: str | None) -> str | None:
+    """Text that reaches the database may not contain NUL characters: PostgreSQL cannot store
+    or compare them (SQLite would), so both backends answer a 422 naming the field."""
+    if value is not None and "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    return value
+
 
 # Generous upper bounds: the password policy (PASSWORD_MAX_LENGTH) refuses long passwords
 # before they reach the hash; these only stop absurd payloads at the door.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+# Text compared with or stored in a column.
+Text = Annotated[str, AfterValidator(no_nul)]
 
 
 class RegisterRequest(BaseModel):
@@ -21,11 +32,11 @@ class RegisterRequest(BaseModel):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     email: EmailStr = Field(max_length=320)
     password: Password
-    full_name: str | None = Field(default=None, max_length=200)
+    full_name: Text | None = Field(default=None, max_length=200)
 
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=320, description="Username or email")
+    username: Text = Field(min_length=1, max_length=320, description="Username or email")
     password: Password
 
 
@@ -72,7 +83,7 @@ class ChangePasswordRequest(BaseModel):
 
 
 class ForgotPasswordRequest(BaseModel):
-    email: str = Field(min_length=1, max_length=320)
+    email: Text = Field(min_length=1, max_length=320)
 
 
 class ResetPasswordRequest(BaseModel):
@@ -81,7 +92,7 @@ class ResetPasswordRequest(BaseModel):
 
 
 class RequestVerifyEmailRequest(BaseModel):
-    email: str | None = Field(default=None, max_length=320)
+    email: Text | None = Field(default=None, max_length=320)
 
 
 class VerifyEmailRequest(BaseModel):

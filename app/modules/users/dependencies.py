@@ -21,6 +21,8 @@ ProfileUpdate = Annotated[Principal, Depends(require_permission("profile:update"
 
 READ_DELETED = "user:read_deleted"
 SORT_FIELDS = tuple(SORT_COLUMNS)
+# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
+NO_NUL = r"^[^\x00]*$"
 
 
 def parse_sort(value: str | None) -> list[tuple[str, bool]]:
@@ -73,11 +75,14 @@ IncludeDeleted = Annotated[bool, Depends(include_deleted_allowed)]
 async def user_query(
     include_deleted: IncludeDeleted,
     q: Annotated[
-        str | None, Query(max_length=100, description="Username, email or full name")
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="Username, email or full name"),
     ] = None,
     is_active: bool | None = None,
     is_verified: bool | None = None,
-    role: Annotated[str | None, Query(max_length=80, description="Role name")] = None,
+    role: Annotated[
+        str | None, Query(max_length=80, pattern=NO_NUL, description="Role name")
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     sort: Annotated[

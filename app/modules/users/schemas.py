@@ -15,8 +15,8 @@ from pydantic import (
     Field,
     StrictStr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -48,6 +48,14 @@ def _check_email(value: str) -> str:
         return value.lower()
 
 
+def _no_nul(value: str | None) -> str | None:
+    """Text may not contain NUL characters (PostgreSQL cannot store or compare them; SQLite
+    would, so both refuse them alike): a 422 naming the field, never a database error."""
+    if value is not None and "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    return value
+
+
 def _check_attributes(value: dict[str, str]) -> dict[str, str]:
     if len(value) > MAX_ATTRIBUTES:
         raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
@@ -59,13 +67,15 @@ def _check_attributes(value: dict[str, str]) -> dict[str, str]:
             )
         if len(item) > MAX_ATTRIBUTE_VALUE:
             raise ValueError(f"attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE} characters")
+        if "\x00" in item:
+            raise ValueError(f"attribute {key!r} may not contain NUL characters")
     return value
 
 
 def _check_url(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) > 2048 or not URL_RE.match(value):
+    if len(value) > 2048 or "\x00" in value or not URL_RE.match(value):
         raise ValueError("must be an http or https URL")
     return value
 
@@ -74,8 +84,13 @@ Email = Annotated[str, AfterValidator(_check_email)]
 Attributes = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_attributes)]
 PictureUrl = Annotated[str | None, AfterValidator(_check_url)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, pattern=USERNAME_PATTERN)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_no_nul)
+]
+FullName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_no_nul)
+]
+RoleName = Annotated[str, StringConstraints(max_length=80), AfterValidator(_no_nul)]
 
 
 class _Strict(BaseModel):
@@ -102,7 +117,7 @@ class UserCreate(_Strict):
     family_name: Name | None = None
     nickname: Name | None = None
     picture_url: PictureUrl = None
-    roles: list[str] | None = Field(default=None, max_length=50)
+    roles: list[RoleName] | None = Field(default=None, max_length=50)
     is_active: bool = True
     is_verified: bool = False
     attributes: Attributes = Field(default_factory=dict)
@@ -198,14 +213,17 @@ BulkAction = Literal["activate", "deactivate", "delete", "restore", "assign_role
 class BulkRequest(_Strict):
     action: BulkAction
     user_ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
-    role_id: uuid.UUID | None = None
+    role_id: uuid.UUID | None = Field(default=None, validate_default=True)
     atomic: bool = False
 
-    @model_validator(mode="after")
-    def _role_when_needed(self) -> BulkRequest:
-        if self.action in ("assign_role", "remove_role") and self.role_id is None:
-            raise ValueError(f"role_id is required for {self.action}")
-        return self
+    @field_validator("role_id")
+    @classmethod
+    def _role_when_needed(cls, value: uuid.UUID | None, info: ValidationInfo) -> uuid.UUID | None:
+        # A field validator (not a model validator) so that the 422 names `role_id`.
+        action = info.data.get("action")
+        if value is None and action in ("assign_role", "remove_role"):
+            raise ValueError(f"role_id is required for {action}")
+        return value
 
 
 class BulkItemResult(BaseModel):

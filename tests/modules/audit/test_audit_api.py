@@ -161,3 +161,12 @@ async def test_denied_refusals_are_listed(factory: Factory, runtime: Any) -> Non
     denied = (await manager.get(AUDIT, params={"outcome": "denied"})).json()
     assert denied["total"] == 1
     assert denied["items"][0]["details"]["exceeding_permissions"]
+
+
+async def test_nul_in_text_filters_is_a_422_naming_the_parameter(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    # PostgreSQL cannot compare text holding NUL: refused up front on every backend.
+    for param in ("action", "resource_type", "resource_id"):
+        body = assert_problem(await admin_client.get(AUDIT, params={param: "a\x00b"}), 422)
+        assert [e["field"] for e in body["errors"]] == [param], body

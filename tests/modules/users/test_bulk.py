@@ -117,9 +117,12 @@ async def test_bulk_roles(admin_client: httpx.AsyncClient, factory: Factory, run
 async def test_bulk_validation(admin_client: httpx.AsyncClient, factory: Factory) -> None:
     user = await factory.user()
     ids = [str(user.id)]
-    assert_problem(
-        await admin_client.post(f"{API}/bulk", json={"action": "assign_role", "user_ids": ids}), 422
-    )
+    for action in ("assign_role", "remove_role"):
+        body = assert_problem(
+            await admin_client.post(f"{API}/bulk", json={"action": action, "user_ids": ids}), 422
+        )
+        # The problem names the missing field, not the whole body.
+        assert [e["field"] for e in body["errors"]] == ["role_id"], body
     assert_problem(
         await admin_client.post(f"{API}/bulk", json={"action": "explode", "user_ids": ids}), 422
     )
