@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query, Response, status
 
@@ -50,12 +50,17 @@ async def list_permissions(
     resource: Annotated[str | None, Query(max_length=80)] = None,
     category: Annotated[str | None, Query(max_length=80)] = None,
     is_active: bool | None = None,
+    status_: Annotated[
+        Literal["active", "inactive"] | None,
+        Query(alias="status", description="active or inactive (the same as is_active)"),
+    ] = None,
 ) -> Page[schemas.PermissionPublic]:
     items, total = await service.list_permissions(
         q=q,
         resource=resource,
         category=category,
         is_active=is_active,
+        status=status_,
         limit=page.limit,
         offset=page.offset,
     )
@@ -107,11 +112,11 @@ async def create_permission(
 async def update_permission(
     permission_id: uuid.UUID,
     body: schemas.PermissionUpdate,
-    _: PermissionsUpdate,
+    actor: PermissionsUpdate,
     service: RbacServiceDep,
 ) -> schemas.PermissionPublic:
     return schemas.PermissionPublic.model_validate(
-        await service.update_permission(permission_id, body)
+        await service.update_permission(actor, permission_id, body)
     )
 
 
@@ -152,6 +157,13 @@ async def list_roles(
 
 @roles.post(
     "", response_model=schemas.RolePublic, status_code=status.HTTP_201_CREATED, responses=_ERRORS
+)
+@roles.post(
+    "/",
+    response_model=schemas.RolePublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    include_in_schema=False,
 )
 async def create_role(
     body: schemas.RoleCreate, actor: RolesCreate, service: RbacServiceDep
@@ -264,6 +276,13 @@ async def list_groups(
 @groups.post(
     "", response_model=schemas.GroupPublic, status_code=status.HTTP_201_CREATED, responses=_ERRORS
 )
+@groups.post(
+    "/",
+    response_model=schemas.GroupPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    include_in_schema=False,
+)
 async def create_group(
     body: schemas.GroupCreate, _: GroupsCreate, service: RbacServiceDep
 ) -> schemas.GroupPublic:
@@ -285,8 +304,10 @@ async def update_group(
 
 
 @groups.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
-async def delete_group(group_id: uuid.UUID, _: GroupsDelete, service: RbacServiceDep) -> Response:
-    await service.delete_group(group_id)
+async def delete_group(
+    group_id: uuid.UUID, actor: GroupsDelete, service: RbacServiceDep
+) -> Response:
+    await service.delete_group(actor, group_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

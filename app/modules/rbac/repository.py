@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Select,
     String,
     Uuid,
     column,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -420,3 +422,42 @@ class RbacRepository:
             select(_users.c.id).where(_users.c.id == user_id, _users.c.deleted_at.is_(None))
         )
         return found is not None
+
+    # ---- super-admin holders --------------------------------------------------------------
+    async def lock_role_named(self, name: str) -> None:
+        """Lock a role row until the end of the transaction (PostgreSQL; a no-op on SQLite,
+        whose writers are serialised anyway): concurrent demotions then run one at a time."""
+        await self.session.execute(
+            select(col(Role.id)).where(col(Role.name) == name).with_for_update()
+        )
+
+    async def active_holders_of_role(self, role_name: str) -> set[uuid.UUID]:
+        """Active, non-deleted users holding the role directly or through an active group."""
+        direct: Select[tuple[uuid.UUID]] = (
+            select(col(UserRole.user_id).label("user_id"))
+            .join(Role, col(Role.id) == col(UserRole.role_id))
+            .where(col(Role.name) == role_name)
+        )
+        via_group: Select[tuple[uuid.UUID]] = (
+            select(col(GroupMember.user_id).label("user_id"))
+            .join(Group, (col(Group.id) == col(GroupMember.group_id)) & col(Group.is_active))
+            .join(GroupRole, col(GroupRole.group_id) == col(GroupMember.group_id))
+            .join(Role, col(Role.id) == col(GroupRole.role_id))
+            .where(col(Role.name) == role_name)
+        )
+        holders = union(direct, via_group).subquery()
+        rows = await self.session.scalars(
+            select(_users.c.id).where(
+                _users.c.id.in_(select(holders.c.user_id)),
+                _users.c.is_active.is_(True),
+                _users.c.deleted_at.is_(None),
+            )
+        )
+        return set(rows.all())
+
+    async def group_has_role_named(self, group_id: uuid.UUID, role_name: str) -> bool:
+        return await self._exists(
+            col(GroupRole.group_id) == group_id,
+            col(GroupRole.role_id) == col(Role.id),
+            col(Role.name) == role_name,
+        )

@@ -24,6 +24,22 @@ def _check_permission_name(value: str | None) -> str | None:
     return value
 
 
+def _not_null(value: Any) -> Any:
+    """For update fields that may be left out but not cleared."""
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
+def _group_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        raise ValueError("may not be blank")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,8 +56,11 @@ class PermissionCreate(_Strict):
 class PermissionUpdate(_Strict):
     name: str | None = Field(default=None, max_length=150)
     description: str | None = Field(default=None, max_length=500)
-    category: str | None = Field(default=None, max_length=80)
+    category: str | None = Field(
+        default=None, max_length=80, description="null resets it to the resource"
+    )
 
+    _required = field_validator("name", mode="before")(_not_null)
     _v = field_validator("name")(_check_permission_name)
 
 
@@ -97,6 +116,8 @@ class RoleUpdate(_Strict):
     name: str | None = Field(default=None, pattern=ROLE_NAME_PATTERN)
     description: str | None = Field(default=None, max_length=500)
 
+    _required = field_validator("name", mode="before")(_not_null)
+
 
 class RolePublic(BaseModel):
     id: uuid.UUID
@@ -135,11 +156,16 @@ class GroupCreate(_Strict):
     description: str | None = Field(default=None, max_length=500)
     is_active: bool = True
 
+    _name = field_validator("name")(_group_name)
+
 
 class GroupUpdate(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=80)
     description: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
+
+    _required = field_validator("name", "is_active", mode="before")(_not_null)
+    _name = field_validator("name")(_group_name)
 
 
 class GroupPublic(BaseModel):

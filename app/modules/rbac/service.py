@@ -24,7 +24,7 @@ from app.authz.models import Group, Permission, Role
 from app.authz.permissions import is_valid_permission, split_permission
 from app.authz.principal import GUEST_ROLE, SUPERADMIN_ROLE, Principal, PrincipalStore
 from app.authz.versioning import bump_authz_version
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.core.runtime import Runtime
 from app.modules import MODULE_NAMES
 from app.modules.audit.service import AuditService, diff
@@ -132,7 +132,13 @@ class RbacService:
         is_active: bool | None,
         limit: int,
         offset: int,
+        status: str | None = None,
     ) -> tuple[list[Permission], int]:
+        if status is not None:  # "active" / "inactive": the issue's "filter by status"
+            wanted = status == "active"
+            if is_active is not None and is_active != wanted:
+                raise ValidationFailed.for_field("status", "contradicts is_active")
+            is_active = wanted
         return await self.repository.list_permissions(
             q=q,
             resource=resource,
@@ -173,7 +179,7 @@ class RbacService:
         return permission
 
     async def update_permission(
-        self, permission_id: uuid.UUID, data: schemas.PermissionUpdate
+        self, actor: Principal, permission_id: uuid.UUID, data: schemas.PermissionUpdate
     ) -> Permission:
         permission = await self.get_permission(permission_id)
         before = _permission_snapshot(permission)
@@ -188,14 +194,26 @@ class RbacService:
                     code="permission_exists",
                     errors=[{"field": "name", "message": "already exists"}],
                 )
+            holders = await self.repository.roles_holding_permission(permission.id)
+            if holders:
+                # Every holder of the renamed permission now holds the new name: a grant, so
+                # only someone who holds the new name may make it.
+                await self._guarded(
+                    ensure_can_grant_permissions(actor, [name]),
+                    "permission.update",
+                    "permission",
+                    permission.id,
+                    {"permission": permission.name, "new_name": name, "held_by_roles": holders},
+                )
             resource, action = split_permission(name)
             if "category" not in values and permission.category == permission.resource:
                 permission.category = resource
             permission.name, permission.resource, permission.action = name, resource, action
         if "description" in values:
             permission.description = values["description"]
-        if values.get("category") is not None:
-            permission.category = values["category"]
+        if "category" in values:
+            # null resets the category to its default, the resource
+            permission.category = values["category"] or permission.resource
         await self.repository.flush()
         await self._changed()
         self.audit.record(
@@ -655,8 +673,10 @@ class RbacService:
                 group.id,
                 {"group": group.name},
             )
-        name = (values.get("name") or "").strip()
-        if name and name != group.name:
+        deactivating = values.get("is_active") is False and group.is_active
+        confers_superadmin = deactivating and await self._superadmin_group_guard(actor, group)
+        name = values.get("name")
+        if name is not None and name != group.name:
             await self._ensure_group_name_free(name)
             group.name = name
         if "description" in values:
@@ -664,6 +684,8 @@ class RbacService:
         if values.get("is_active") is not None:
             group.is_active = values["is_active"]
         await self.repository.flush()
+        if confers_superadmin:
+            await self._ensure_superadmin_remains()
         await self._changed()
         self.audit.record(
             "group.update",
@@ -673,11 +695,14 @@ class RbacService:
         )
         return group
 
-    async def delete_group(self, group_id: uuid.UUID) -> None:
+    async def delete_group(self, actor: Principal, group_id: uuid.UUID) -> None:
         group = await self.get_group(group_id)
+        confers_superadmin = await self._superadmin_group_guard(actor, group)
         before = await self._group_snapshot(group)
         members = await self.repository.member_ids(group.id)
         await self.repository.delete(group)
+        if confers_superadmin:
+            await self._ensure_superadmin_remains()
         await self._changed()
         self.audit.record(
             "group.delete",
@@ -686,6 +711,33 @@ class RbacService:
             changes=diff(before, None),
             details={"removed_members": sorted(str(m) for m in members)},
         )
+
+    async def _superadmin_group_guard(self, actor: Principal, group: Group) -> bool:
+        """Before a change that can take super-admin rights away from the group's members:
+        only a super-admin may make it (as for a user's own super-admin role). Returns whether
+        the group confers super-admin, i.e. whether the change must be followed by
+        `_ensure_superadmin_remains`."""
+        if not await self.repository.group_has_role_named(group.id, SUPERADMIN_ROLE):
+            return False
+        if not actor.is_superadmin:
+            raise Forbidden(
+                "Only a super-admin may change a group that confers super-admin",
+                code="superadmin_protected",
+            )
+        # Locks the super-admin role row (PostgreSQL): of two concurrent demotions, the second
+        # sees the first's result.
+        await self.repository.lock_role_named(SUPERADMIN_ROLE)
+        return True
+
+    async def _ensure_superadmin_remains(self) -> None:
+        """After the change (flushed): an active super-admin must remain, or the whole request
+        is refused and rolled back."""
+        await self.repository.flush()
+        if not await self.repository.active_holders_of_role(SUPERADMIN_ROLE):
+            raise Conflict(
+                "The last active super-admin cannot lose the super-admin role",
+                code="last_superadmin",
+            )
 
     async def _ensure_user(self, user_id: uuid.UUID) -> None:
         if not await self.repository.user_exists(user_id):
@@ -731,8 +783,12 @@ class RbacService:
                 group.id,
                 "You cannot change your own group memberships",
             )
-        if not await self.repository.remove_member(group.id, user_id):
+        if not await self.repository.is_member(group.id, user_id):
             raise NotFound("The user is not a member of this group")
+        confers_superadmin = await self._superadmin_group_guard(actor, group)
+        await self.repository.remove_member(group.id, user_id)
+        if confers_superadmin:
+            await self._ensure_superadmin_remains()
         await self._changed()
         self.audit.record(
             "group.member_remove",
@@ -795,8 +851,14 @@ class RbacService:
         role = await self.get_role(role_id)
         await self._refuse_own_group(actor, group, "group.role_remove")
         before = await self._group_snapshot(group)
-        if not await self.repository.remove_group_role(group.id, role.id):
+        if not await self.repository.has_group_role(group.id, role.id):
             raise NotFound("The group does not hold this role")
+        confers_superadmin = role.name == SUPERADMIN_ROLE and await self._superadmin_group_guard(
+            actor, group
+        )
+        await self.repository.remove_group_role(group.id, role.id)
+        if confers_superadmin:
+            await self._ensure_superadmin_remains()
         await self._changed()
         self.audit.record(
             "group.role_remove",
