@@ -34,8 +34,14 @@ def _check_permission(value: str | None) -> str | None:
 def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError as exc:  # nested too deeply, an integer beyond 64 bits, ...
+        raise ValueError(f"must be storable JSON ({exc})") from None
+    if len(encoded) > MAX_METADATA_BYTES:
         raise ValueError(f"must serialize to at most {MAX_METADATA_BYTES} bytes")
+    if orjson.loads(encoded) != value:  # NaN / Infinity would be stored as null
+        raise ValueError("must be storable JSON (no NaN or Infinity)")
     return value
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -268,3 +269,36 @@ async def test_delete_with_children_and_move_module(
     row = (await audit_rows(app, "route", root["id"]))[-1]
     assert row.action == "route.delete" and row.details is not None
     assert set(row.details["deleted_descendants"]) == {child["id"], grandchild["id"]}
+
+
+async def test_unstorable_metadata_is_a_422_naming_the_field(
+    su: httpx.AsyncClient, make_module: Any, make_route: Any
+) -> None:
+    """Metadata orjson cannot store (nested beyond its depth limit, an integer beyond 64 bits)
+    was a 500; NaN was silently stored as null. Each is now a 422 naming `metadata`."""
+    module = await make_module()
+    base = {"path": "/v", "name": "valid", "label": "V", "module_id": module["id"]}
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(300):
+        node["a"] = {}
+        node = node["a"]
+    headers = {"content-type": "application/json"}
+    prefix = json.dumps(base)[:-1]  # the base object, left open for a raw metadata member
+    bodies = [
+        json.dumps({**base, "metadata": deep}),
+        prefix + ', "metadata": {"n": ' + "9" * 30 + "}}",
+        prefix + ', "metadata": {"n": NaN}}',
+    ]
+    for body in bodies:
+        response = await su.post(f"{API}/routes", content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in response.json()["errors"]] == ["metadata"]
+    route = await make_route(module)
+    update = await su.put(
+        f"{API}/routes/{route['id']}", content=json.dumps({"metadata": deep}), headers=headers
+    )
+    assert update.status_code == 422 and update.json()["errors"][0]["field"] == "metadata"
+    listed = await su.get(f"{API}/routes", params={"module_id": module["id"]})
+    assert [r["name"] for r in listed.json()["items"]] == [route["name"]]
