@@ -27,6 +27,7 @@ from app.core.config import Settings
 from app.core.database import create_null_pool_engine, create_session_factory
 from app.core.security import PasswordHasher
 from app.modules import MODULE_NAMES
+from app.modules.audit.service import AuditService, diff
 from app.modules.users.models import User
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,11 +256,22 @@ def run_seed(settings: Settings, *, demo: bool = False) -> SeedReport:
     return asyncio.run(seed(settings, demo=demo))
 
 
-async def create_superuser(settings: Settings, *, username: str, email: str, password: str) -> bool:
+async def create_superuser(
+    settings: Settings, *, username: str, email: str, password: str
+) -> str | None:
+    """Create a super-admin (audited like any account creation). None when created, otherwise
+    why not: the username or the email already belongs to a user (deleted ones included)."""
+    username, email = username.strip().lower(), email.strip().lower()
     engine = create_null_pool_engine(settings.DATABASE_URL)
     try:
         async with create_session_factory(engine)() as session:
-            _, created = await ensure_user(
+            for name, column, value in (
+                ("username", User.username, username),
+                ("email", User.email, email),
+            ):
+                if await session.scalar(select(col(User.id)).where(col(column) == value)):
+                    return f"a user with that {name} already exists"
+            user, _ = await ensure_user(
                 session,
                 PasswordHasher(settings),
                 username=username,
@@ -267,8 +279,24 @@ async def create_superuser(settings: Settings, *, username: str, email: str, pas
                 password=password,
                 roles=[SUPERADMIN_ROLE],
             )
+            AuditService(session).record(
+                "user.create",
+                "user",
+                user.id,
+                changes=diff(
+                    None,
+                    {
+                        "username": username,
+                        "email": email,
+                        "is_active": True,
+                        "is_verified": True,
+                        "roles": [SUPERADMIN_ROLE],
+                    },
+                ),
+                details={"via": "gatehouse create-superuser"},
+            )
             await bump_version(session)
             await session.commit()
-            return created
+            return None
     finally:
         await engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,7 +37,9 @@ def _print_credentials(report: object) -> None:
 
 
 @cli.command()
-def migrate(revision: str = "head") -> None:
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
     """Apply database migrations."""
     from app.bootstrap import migrate as run_migrate
 
@@ -91,6 +94,8 @@ def serve(
         port=port,
         workers=None if reload else workers,
         reload=reload,
+        # Watch the application's code whatever the working directory is.
+        reload_dirs=[str(Path(__file__).resolve().parent)] if reload else None,
         proxy_headers=False,  # X-Forwarded-For is handled by our middleware (TRUSTED_PROXIES)
         server_header=False,
         access_log=False,
@@ -108,19 +113,36 @@ def create_superuser(
 ) -> None:
     """Create a user holding the superadmin role."""
     import asyncio
+    import re
 
     from app.bootstrap import create_superuser as run
     from app.core.passwords import password_problems
+    from app.modules.users.schemas import USERNAME_PATTERN, check_email
 
     settings = _settings()
-    problems = password_problems(password, settings, username=username, email=email)
+    # The same rules as POST /api/v1/users: a valid username and email, the password policy.
+    username = username.strip()
+    problems = []
+    if not re.match(USERNAME_PATTERN, username):
+        problems.append(
+            "Username must be 3 to 64 letters, digits, '.', '_' or '-', starting with a letter"
+            " or digit"
+        )
+    try:
+        email = check_email(email)
+    except ValueError as exc:
+        problems.append(f"Email is {exc}")
+    problems += [
+        f"Password {problem}"
+        for problem in password_problems(password, settings, username=username, email=email)
+    ]
     if problems:
         for problem in problems:
-            typer.secho(f"Password {problem}", fg=typer.colors.RED, err=True)
+            typer.secho(problem, fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
-    created = asyncio.run(run(settings, username=username, email=email, password=password))
-    typer.echo("created" if created else "a user with that username already exists")
-    if not created:
+    refused = asyncio.run(run(settings, username=username, email=email, password=password))
+    typer.echo(refused or "created")
+    if refused:
         raise typer.Exit(code=1)
 
 

@@ -16,6 +16,7 @@ import pytest
 from pwdlib import PasswordHash
 from typer.testing import CliRunner
 
+import app
 from app.cli import cli
 from app.core.config import Settings
 
@@ -136,6 +137,8 @@ def test_serve_options_reach_uvicorn(workdir: Path, served: list[dict[str, Any]]
     reload_result = invoke(["serve", "--reload"])
     assert reload_result.exit_code == 0
     assert served[2]["reload"] is True
+    # The application's code is watched, not whatever directory the command runs in.
+    assert served[2]["reload_dirs"] == [str(Path(app.__file__).resolve().parent)]
 
 
 def test_demo_users_with_demo_password(workdir: Path, served: list[Any]) -> None:
@@ -223,6 +226,77 @@ def test_migrate_seed_and_create_superuser(workdir: Path) -> None:
     again = invoke([*args, "--password", "Another-Strong-Pass-42"])
     assert again.exit_code == 1
     assert _verifies("Strong-Horse-Pass-42", _hash_of(db, "alice"))
+
+
+def test_migrate_takes_the_revision_as_an_argument(workdir: Path) -> None:
+    # As documented: `gatehouse migrate [REVISION]`.
+    result = invoke(["migrate", "head"])
+    assert result.exit_code == 0, result.output
+    assert "database at head" in result.output
+    assert _hash_of(workdir / "gatehouse.db", "nobody") is None  # the schema exists
+
+
+def test_create_superuser_refuses_a_taken_email_cleanly(workdir: Path) -> None:
+    assert invoke(["migrate"]).exit_code == 0
+    args = ["--email", "alice@example.org", "--password", "Strong-Horse-Pass-42"]
+    assert invoke(["create-superuser", "--username", "alice", *args]).exit_code == 0
+    again = invoke(["create-superuser", "--username", "bob", *args])
+    assert again.exit_code == 1, again.output  # not an IntegrityError traceback
+    assert again.exception is None or isinstance(again.exception, SystemExit)
+    assert "email already exists" in again.output
+    assert _hash_of(workdir / "gatehouse.db", "bob") is None
+
+
+@pytest.mark.parametrize(
+    ("username", "email", "message"),
+    [("Bad Name!", "bad@example.org", "Username"), ("carol", "not-an-email", "Email")],
+)
+def test_create_superuser_validates_username_and_email(
+    workdir: Path, username: str, email: str, message: str
+) -> None:
+    assert invoke(["migrate"]).exit_code == 0
+    result = invoke(
+        [
+            "create-superuser",
+            "--username",
+            username,
+            "--email",
+            email,
+            "--password",
+            "Strong-Horse-Pass-42",
+        ]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    with sqlite3.connect(workdir / "gatehouse.db") as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+def test_create_superuser_is_audited(workdir: Path) -> None:
+    assert invoke(["migrate"]).exit_code == 0
+    result = invoke(
+        [
+            "create-superuser",
+            "--username",
+            "Alice",
+            "--email",
+            "Alice@Example.org",
+            "--password",
+            "Strong-Horse-Pass-42",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(workdir / "gatehouse.db") as conn:
+        rows = conn.execute(
+            "SELECT a.action, a.resource_id, a.changes, a.details FROM audit_logs a"
+        ).fetchall()
+        (user_id,) = conn.execute("SELECT id FROM users WHERE username = 'alice'").fetchone()
+    assert len(rows) == 1
+    action, resource_id, changes, details = rows[0]
+    assert action == "user.create"
+    assert resource_id.replace("-", "") == str(user_id).replace("-", "")
+    assert "superadmin" in changes and "alice@example.org" in changes
+    assert "password" not in changes and "create-superuser" in details
 
 
 @pytest.mark.parametrize("password", ["password", "short", "xx-alice-xx-1234"])

@@ -26,7 +26,7 @@ USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{2,63}$"
 URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
 
 
-def _check_email(value: str) -> str:
+def check_email(value: str) -> str:
     """A syntactically valid address. Intranet domains (`.local`, which the seed itself uses)
     are accepted: email-validator refuses special-use names, which suits sign-up, not an
     administrator managing a hospital's directory."""
@@ -80,7 +80,7 @@ def _check_url(value: str | None) -> str | None:
     return value
 
 
-Email = Annotated[str, AfterValidator(_check_email)]
+Email = Annotated[str, AfterValidator(check_email)]
 Attributes = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_attributes)]
 PictureUrl = Annotated[str | None, AfterValidator(_check_url)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, pattern=USERNAME_PATTERN)]
