@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.authz.permissions import is_valid_permission
 from app.modules.navigation.models import NavModule, NavRoute
@@ -16,6 +16,16 @@ MODULE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
 ROUTE_NAME_PATTERN = r"^[a-z][a-z0-9_.\-]{0,119}$"
 MAX_METADATA_BYTES = 8192
 ORDER_LIMIT = 1_000_000
+
+
+def _no_nul(value: str | None) -> str | None:
+    """Text may not contain NUL characters (PostgreSQL cannot store or compare them)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _check_permission(value: str | None) -> str | None:
@@ -62,10 +72,10 @@ class ModuleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=MODULE_NAME_PATTERN, description="Unique slug")
-    label: str = Field(min_length=1, max_length=120)
-    icon: str | None = Field(default=None, max_length=80)
+    label: Text = Field(min_length=1, max_length=120)
+    icon: Text | None = Field(default=None, max_length=80)
     order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
-    description: str | None = Field(default=None, max_length=500)
+    description: Text | None = Field(default=None, max_length=500)
     is_active: bool = True
 
 
@@ -73,10 +83,10 @@ class ModuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, pattern=MODULE_NAME_PATTERN)
-    label: str | None = Field(default=None, min_length=1, max_length=120)
-    icon: str | None = Field(default=None, max_length=80)
+    label: Text | None = Field(default=None, min_length=1, max_length=120)
+    icon: Text | None = Field(default=None, max_length=80)
     order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
-    description: str | None = Field(default=None, max_length=500)
+    description: Text | None = Field(default=None, max_length=500)
     is_active: bool | None = None
 
     _required = field_validator("name", "label", "order", "is_active")(_not_null)
@@ -102,10 +112,10 @@ class ModulePublic(BaseModel):
 class RouteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(min_length=1, max_length=500)
+    path: Text = Field(min_length=1, max_length=500)
     name: str = Field(pattern=ROUTE_NAME_PATTERN, description="Unique name")
-    label: str = Field(min_length=1, max_length=120)
-    icon: str | None = Field(default=None, max_length=80)
+    label: Text = Field(min_length=1, max_length=120)
+    icon: Text | None = Field(default=None, max_length=80)
     order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     module_id: uuid.UUID
     parent_id: uuid.UUID | None = None
@@ -122,10 +132,10 @@ class RouteCreate(BaseModel):
 class RouteUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(default=None, min_length=1, max_length=500)
+    path: Text | None = Field(default=None, min_length=1, max_length=500)
     name: str | None = Field(default=None, pattern=ROUTE_NAME_PATTERN)
-    label: str | None = Field(default=None, min_length=1, max_length=120)
-    icon: str | None = Field(default=None, max_length=80)
+    label: Text | None = Field(default=None, min_length=1, max_length=120)
+    icon: Text | None = Field(default=None, max_length=80)
     order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     module_id: uuid.UUID | None = None
     parent_id: uuid.UUID | None = None
@@ -192,7 +202,7 @@ class SidebarNode(BaseModel):
     id: uuid.UUID
     name: str
     label: str
-    path: str | None = Field(description="null on a group node the caller may not open")
+    path: Text | None = Field(description="null on a group node the caller may not open")
     icon: str | None
     order: int
     clickable: bool = Field(description="false when the node is kept only to hold visible children")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from app.authz.dependencies import CurrentPrincipal
 from app.core.errors import problem_responses
@@ -37,6 +37,8 @@ authz = ModuleRouter(prefix="/authz", tags=["authorization"])
 users = ModuleRouter(prefix="/users", tags=["groups"])
 
 _ERRORS = problem_responses(401, 403, 404, 409, 422)
+# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
+NO_NUL = r"^[^\x00]*$"
 
 
 # ---- permissions ------------------------------------------------------------------------
@@ -46,9 +48,9 @@ async def list_permissions(
     _: PermissionsRead,
     service: RbacServiceDep,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    resource: Annotated[str | None, Query(max_length=80)] = None,
-    category: Annotated[str | None, Query(max_length=80)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    resource: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
+    category: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
     is_active: bool | None = None,
     status_: Annotated[
         Literal["active", "inactive"] | None,
@@ -74,7 +76,9 @@ async def list_permissions(
 
 @permissions.get("/by-resource/{resource}", response_model=list[schemas.PermissionPublic])
 async def permissions_by_resource(
-    resource: str, _: PermissionsRead, service: RbacServiceDep
+    resource: Annotated[str, Path(max_length=80, pattern=NO_NUL)],
+    _: PermissionsRead,
+    service: RbacServiceDep,
 ) -> list[schemas.PermissionPublic]:
     return [
         schemas.PermissionPublic.model_validate(p)
@@ -146,7 +150,7 @@ async def list_roles(
     _: RolesRead,
     service: RbacServiceDep,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     is_active: bool | None = None,
 ) -> Page[schemas.RolePublic]:
     items, total = await service.list_roles(
@@ -264,7 +268,7 @@ async def list_groups(
     _: GroupsRead,
     service: RbacServiceDep,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     is_active: bool | None = None,
 ) -> Page[schemas.GroupPublic]:
     items, total = await service.list_groups(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.authz.permissions import is_valid_permission
 
@@ -22,6 +22,16 @@ def _check_permission_name(value: str | None) -> str | None:
             "must be resource:action (lower-case letters, digits, _ or -; * as a wildcard)"
         )
     return value
+
+
+def _no_nul(value: str | None) -> str | None:
+    """Text may not contain NUL characters (PostgreSQL cannot store or compare them)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _not_null(value: Any) -> Any:
@@ -47,16 +57,16 @@ class _Strict(BaseModel):
 # ---- permissions ------------------------------------------------------------------------
 class PermissionCreate(_Strict):
     name: str = Field(max_length=150, examples=["patient:read"])
-    description: str | None = Field(default=None, max_length=500)
-    category: str | None = Field(default=None, max_length=80)
+    description: Text | None = Field(default=None, max_length=500)
+    category: Text | None = Field(default=None, max_length=80)
 
     _v = field_validator("name")(_check_permission_name)
 
 
 class PermissionUpdate(_Strict):
     name: str | None = Field(default=None, max_length=150)
-    description: str | None = Field(default=None, max_length=500)
-    category: str | None = Field(
+    description: Text | None = Field(default=None, max_length=500)
+    category: Text | None = Field(
         default=None, max_length=80, description="null resets it to the resource"
     )
 
@@ -98,23 +108,23 @@ class RoleRef(BaseModel):
 
 class RoleCreate(_Strict):
     name: str = Field(pattern=ROLE_NAME_PATTERN, examples=["ward_nurse"])
-    description: str | None = Field(default=None, max_length=500)
-    permissions: list[str] = Field(
+    description: Text | None = Field(default=None, max_length=500)
+    permissions: list[Text] = Field(
         default_factory=list, max_length=500, description="Permission names or ids"
     )
-    parents: list[str] = Field(
+    parents: list[Text] = Field(
         default_factory=list, max_length=100, description="Role names or ids"
     )
 
 
 class RoleMinimalCreate(_Strict):
     name: str = Field(pattern=ROLE_NAME_PATTERN)
-    description: str | None = Field(default=None, max_length=500)
+    description: Text | None = Field(default=None, max_length=500)
 
 
 class RoleUpdate(_Strict):
     name: str | None = Field(default=None, pattern=ROLE_NAME_PATTERN)
-    description: str | None = Field(default=None, max_length=500)
+    description: Text | None = Field(default=None, max_length=500)
 
     _required = field_validator("name", mode="before")(_not_null)
 
@@ -152,16 +162,16 @@ class RoleEffectivePermissions(BaseModel):
 
 # ---- groups -----------------------------------------------------------------------------
 class GroupCreate(_Strict):
-    name: str = Field(min_length=1, max_length=80)
-    description: str | None = Field(default=None, max_length=500)
+    name: Text = Field(min_length=1, max_length=80)
+    description: Text | None = Field(default=None, max_length=500)
     is_active: bool = True
 
     _name = field_validator("name")(_group_name)
 
 
 class GroupUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=80)
-    description: str | None = Field(default=None, max_length=500)
+    name: Text | None = Field(default=None, min_length=1, max_length=80)
+    description: Text | None = Field(default=None, max_length=500)
     is_active: bool | None = None
 
     _required = field_validator("name", "is_active", mode="before")(_not_null)

@@ -302,3 +302,27 @@ async def test_unstorable_metadata_is_a_422_naming_the_field(
     assert update.status_code == 422 and update.json()["errors"][0]["field"] == "metadata"
     listed = await su.get(f"{API}/routes", params={"module_id": module["id"]})
     assert [r["name"] for r in listed.json()["items"]] == [route["name"]]
+
+
+async def test_nul_characters_are_a_422_naming_the_field(
+    su: httpx.AsyncClient, make_module: Any, make_route: Any
+) -> None:
+    """PostgreSQL cannot store NUL: these were a 503 there; now a 422 on every backend."""
+    module = await make_module()
+    route = await make_route(module)
+    base = {"path": "/v", "name": "valid", "label": "V", "module_id": module["id"]}
+    cases = [
+        ("post", "/modules", {"name": "nm", "label": "a\x00b"}, "label"),
+        ("post", "/modules", {"name": "nm", "label": "l", "icon": "\x00"}, "icon"),
+        ("post", "/modules", {"name": "nm", "label": "l", "description": "\x00"}, "description"),
+        ("put", f"/modules/{module['id']}", {"label": "a\x00b"}, "label"),
+        ("post", "/routes", {**base, "label": "a\x00b"}, "label"),
+        ("post", "/routes", {**base, "path": "/a\x00b"}, "path"),
+        ("post", "/routes", {**base, "icon": "\x00"}, "icon"),
+        ("put", f"/routes/{route['id']}", {"label": "a\x00b"}, "label"),
+        ("put", f"/routes/{route['id']}", {"path": "/\x00"}, "path"),
+    ]
+    for method, path, body, field in cases:
+        response = await getattr(su, method)(API + path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [field], (path, body)

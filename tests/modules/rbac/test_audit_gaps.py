@@ -188,3 +188,49 @@ async def test_post_with_a_trailing_slash(admin_client: httpx.AsyncClient) -> No
     assert role.status_code == 201, role.text
     group = await admin_client.post(f"{API}/groups/", json={"name": "slashed"})
     assert group.status_code == 201, group.text
+
+
+async def test_nul_characters_are_a_422_naming_the_field(
+    admin_client: httpx.AsyncClient, rbac: Rbac
+) -> None:
+    """PostgreSQL cannot store or compare NUL: these were a 503 there; now a 422 everywhere."""
+    gid = await rbac.group("nul_target")
+    rid = await rbac.role("nul_target")
+    pid = await rbac.permission_id("widget:read")
+    bodies = [
+        ("post", "/groups", {"name": "a\x00b"}, "name"),
+        ("post", "/groups", {"name": "ok", "description": "a\x00b"}, "description"),
+        ("put", f"/groups/{gid}", {"name": "a\x00b"}, "name"),
+        ("post", "/permissions", {"name": "nul:x", "description": "a\x00b"}, "description"),
+        ("post", "/permissions", {"name": "nul:x", "category": "a\x00b"}, "category"),
+        ("put", f"/permissions/{pid}", {"description": "a\x00b"}, "description"),
+        ("post", "/roles", {"name": "nulrole", "description": "a\x00b"}, "description"),
+        ("post", "/roles", {"name": "nulrole", "permissions": ["a\x00b"]}, "permissions.0"),
+        ("post", "/roles", {"name": "nulrole", "parents": ["a\x00b"]}, "parents.0"),
+        (
+            "post",
+            "/roles/create-minimal",
+            {"name": "nulrole", "description": "\x00"},
+            "description",
+        ),
+        ("put", f"/roles/{rid}", {"description": "a\x00b"}, "description"),
+    ]
+    for method, path, body, field in bodies:
+        response = await getattr(admin_client, method)(API + path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [field], (path, body)
+    queries = [
+        ("/permissions", {"q": "a\x00b"}, "q"),
+        ("/permissions", {"resource": "a\x00b"}, "resource"),
+        ("/permissions", {"category": "a\x00b"}, "category"),
+        ("/roles", {"q": "a\x00b"}, "q"),
+        ("/groups", {"q": "a\x00b"}, "q"),
+    ]
+    for path, params, field in queries:
+        response = await admin_client.get(API + path, params=params)
+        assert response.status_code == 422, (path, params, response.text)
+        assert [e["field"] for e in response.json()["errors"]] == [field], (path, params)
+    by_resource = await admin_client.get(f"{API}/permissions/by-resource/a%00b")
+    assert by_resource.status_code == 422, by_resource.text
+    assert by_resource.json()["errors"][0]["field"] == "resource"
+    assert (await admin_client.get(f"{API}/groups", params={"q": "nul"})).json()["total"] == 1
