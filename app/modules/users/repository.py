@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy import (
     union,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -92,6 +94,29 @@ class UserQuery:
     include_deleted: bool = False
     # [(field, descending)], fields from SORT_COLUMNS
     sort: Sequence[tuple[str, bool]] = ()
+
+
+# The unique columns named in a violation: `UNIQUE constraint failed: users.email` (SQLite),
+# `... unique constraint "ix_users_email"` (PostgreSQL).
+_UNIQUE_COLUMN_RE = re.compile(r"(?:users\.|ix_users_)(username|email)\b")
+
+
+class DuplicateValues(Exception):
+    """A unique value (username, email) was taken in the meantime by another transaction."""
+
+    def __init__(self, fields: set[str]) -> None:
+        super().__init__(", ".join(sorted(fields)))
+        self.fields = fields
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        fields = set(_UNIQUE_COLUMN_RE.findall(str(exc.orig)))
+        if fields:
+            raise DuplicateValues(fields) from exc
+        raise
 
 
 def _escape_like(value: str) -> str:
@@ -188,12 +213,14 @@ class UserRepository:
         return taken
 
     async def add(self, user: User) -> User:
+        """Insert; DuplicateValues when a concurrent insert took the username or email."""
         self.session.add(user)
-        await self.session.flush()
+        await _flush_unique(self.session)
         return user
 
     async def flush(self) -> None:
-        await self.session.flush()
+        """Flush; DuplicateValues when a concurrent change took the username or email."""
+        await _flush_unique(self.session)
 
     async def search(self, query: UserQuery, *, limit: int, offset: int) -> tuple[list[User], int]:
         conditions: list[ColumnElement[bool]] = []

@@ -26,7 +26,12 @@ from app.core.runtime import Runtime
 from app.modules.audit.service import AuditLog, AuditService, diff
 from app.modules.auth.service import revoke_user_sessions
 from app.modules.users.models import User
-from app.modules.users.repository import UserQuery, UserRepository, fetch_identity_row
+from app.modules.users.repository import (
+    DuplicateValues,
+    UserQuery,
+    UserRepository,
+    fetch_identity_row,
+)
 
 PROFILE_FIELDS = (
     "id",
@@ -187,7 +192,7 @@ class UsersService:
         username, email = username.strip().lower(), email.strip().lower()
         validate_password(password, settings, username=username, email=email)
         await self._ensure_unique(username=username, email=email)
-        user = await self.repository.add(
+        user = await self._insert(
             User(
                 username=username,
                 email=email,
@@ -455,7 +460,11 @@ class UsersService:
         changed = diff(before, after)
         if not changed:
             return
-        await self.repository.flush()
+        try:
+            await self.repository.flush()
+        except DuplicateValues as exc:
+            # Taken by a concurrent request between our check and our write.
+            raise _taken(exc.fields) from None
         if was_superadmin:
             await self._ensure_superadmin_remains()
         await bump_authz_version(self.session, self.runtime.state)
@@ -472,13 +481,14 @@ class UsersService:
     ) -> None:
         taken = await self.repository.exists(username=username, email=email, exclude_id=exclude_id)
         if taken:
-            raise Conflict(
-                "A user with this username or email already exists",
-                code="user_exists",
-                errors=[
-                    {"field": f, "message": f"{f} is already registered"} for f in sorted(taken)
-                ],
-            )
+            raise _taken(taken)
+
+    async def _insert(self, user: User) -> User:
+        try:
+            return await self.repository.add(user)
+        except DuplicateValues as exc:
+            # Taken by a concurrent request between our check and our insert.
+            raise _taken(exc.fields) from None
 
     async def _ensure_may_modify(self, principal: Principal, user: User) -> None:
         """Only a super-admin may change a super-admin's account (else an administrator could,
@@ -547,6 +557,14 @@ class UsersService:
         await revoke_user_sessions(
             self.session, self.runtime.state, self.runtime.clock, user_id, reason=reason
         )
+
+
+def _taken(fields: set[str]) -> Conflict:
+    return Conflict(
+        "A user with this username or email already exists",
+        code="user_exists",
+        errors=[{"field": f, "message": f"{f} is already registered"} for f in sorted(fields)],
+    )
 
 
 class BulkFailed(Conflict):

@@ -242,3 +242,39 @@ async def test_concurrent_demotions_keep_one_superadmin(
     assert statuses[0] == 200 and statuses[1] in (401, 409, 503), (first.text, other.text)
     rows = [await user_row(runtime, superadmin.id), await user_row(runtime, second.id)]
     assert sum(1 for r in rows if r.is_active) == 1
+
+
+async def test_a_value_taken_concurrently_is_a_409_naming_the_field(
+    admin_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    factory: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between the uniqueness check and the write another request may take the username or
+    email: the database's unique index refuses it, and the answer still names the field."""
+    from app.modules.users.repository import UserRepository
+
+    taken = await factory.user()
+    other = await factory.user()
+
+    async def nothing_taken(self: Any, **_: Any) -> set[str]:
+        return set()  # as if the check ran before the other transaction committed
+
+    monkeypatch.setattr(UserRepository, "exists", nothing_taken)
+    body = {"username": "racer", "email": taken.email, "password": "Vicodin-and-Puzzles-42"}
+    problem = assert_problem(await admin_client.post(API, json=body), 409, "user_exists")
+    assert [e["field"] for e in problem["errors"]] == ["email"]
+    problem = assert_problem(
+        await client.post("/api/v1/auth/register", json={**body, "username": taken.username}),
+        409,
+        "user_exists",
+    )
+    assert {e["field"] for e in problem["errors"]} <= {"username", "email"}
+    assert problem["errors"]
+    problem = assert_problem(
+        await admin_client.patch(f"{API}/{other.id}", json={"username": taken.username}),
+        409,
+        "user_exists",
+    )
+    assert [e["field"] for e in problem["errors"]] == ["username"]
+    assert (await admin_client.get(API, params={"q": "racer"})).json()["total"] == 0
