@@ -228,6 +228,9 @@ class _Unresolved(Exception):
     pass
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _coerce(value: Any, spec: FieldSpec) -> Any:
     """A JSON/Python value -> the Python value for the field's type. Raises ValueError/TypeError
     when it does not fit."""
@@ -253,7 +256,11 @@ def _coerce(value: Any, spec: FieldSpec) -> Any:
     if t == "integer":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise TypeError("expected an integer")
-        return int(value)
+        number_int = int(value)
+        if not _INT64_MIN <= number_int <= _INT64_MAX:
+            # Past what the databases store: refused here rather than failing in the driver.
+            raise ValueError("integer out of range")
+        return number_int
     if t == "number":
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
             raise TypeError("expected a number")
@@ -281,7 +288,7 @@ def _coerce(value: Any, spec: FieldSpec) -> Any:
         return date.fromisoformat(value)
     if t == "datetime":
         if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            return _to_utc(value)
         if isinstance(value, date):
             return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if not isinstance(value, str):
@@ -293,8 +300,16 @@ def _coerce(value: Any, spec: FieldSpec) -> Any:
 
 
 def _coerce_datetime(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return _to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 lies past datetime.max in UTC
+        raise ValueError("datetime out of range") from None
 
 
 def resolve_value(value: Any, spec: FieldSpec, variables: Variables) -> Any:

@@ -53,7 +53,7 @@ AccessPlan — Python, on one object (a mapping field -> value; row_of(resource,
     plan.admits(row), plan.admitting_rules(row), plan.visible_fields(row), plan.mask(row)
 AccessPlan — writes (plan built for action create / update / delete):
     plan.writable_fields           -> fields some policy lets the caller write
-    plan.check_create(values)      -> values + presets; 403 FieldsForbidden naming non-writable
+    plan.check_create(values, defaults) -> values + presets; 403 FieldsForbidden naming non-writable
                                       or preset fields sent, PolicyCheckFailed naming the check
     plan.check_update(current, changes) -> changes + presets. `current` is the full row as it
                                       is (fetch it with the READ plan first: not found -> 404).
@@ -674,13 +674,19 @@ class AccessPlan:
             "No single policy lets you write these fields together: " + ", ".join(sorted(sent)),
         )
 
-    def check_create(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The values to insert (sent + presets) or 403 (fields / presets / check)."""
+    def check_create(
+        self, values: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The values to insert (sent + presets) or 403 (fields / presets / check).
+
+        `defaults` is the row as the database would store it with nothing sent (column
+        defaults): each `check` is judged on defaults + sent + presets, so that no check can be
+        passed by leaving out a field whose default violates it."""
         if not self.rules:
             raise Forbidden(
                 f"You may not create {self.resource.name} records", code="action_forbidden"
             )
-        return self._check_write(self.rules, values, {})
+        return self._check_write(self.rules, values, defaults or {})
 
     def check_update(
         self, current: Mapping[str, Any], changes: Mapping[str, Any]

@@ -107,6 +107,11 @@ async def test_each_operator_agrees_in_sql_and_python(
         ({"s": {"_eq": "$session.id"}}, "variable", "$session.id"),
         ({"n": {"_eq": "$now"}}, "variable", "$now"),
         ({"n": {"_eq": "ten"}}, "value", "n"),
+        ({"n": {"_eq": 2**63}}, "value", "n"),  # past a BIGINT: refused, not a driver error
+        ({"n": {"_in": [1, -(2**63) - 1]}}, "value", "n"),
+        # Valid ISO text, but past datetime.max once converted to UTC (was an OverflowError).
+        ({"dt": {"_eq": "9999-12-31T23:59:59-05:00"}}, "value", "dt"),
+        ({"d": {"_gt": "9999-12-31T23:00:00-05:00"}}, "value", "d"),
         ({"d": {"_eq": "2026-13-45"}}, "value", "d"),
         ({"e": {"_eq": "purple"}}, "value", "e"),
         ({"u": {"_eq": "not-a-uuid"}}, "value", "u"),

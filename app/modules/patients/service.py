@@ -15,7 +15,6 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -29,11 +28,8 @@ from sqlalchemy import ColumnElement, false, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.authz.filters import evaluate, resolve_value
 from app.authz.policies import (
     AccessPlan,
-    PolicyCheckFailed,
-    PolicyRule,
     Variables,
     build_plan,
     plan_for,
@@ -126,7 +122,7 @@ class PatientsService:
         conditions: list[ColumnElement[bool]] = [_deleted(False), plan.row_clause()]
         any_of: list[ColumnElement[bool]] = []
         for name, value in query.equals.items():
-            conditions.append(_where(plan, {name: {"_eq": value}}, name))
+            conditions.append(plan.where({name: {"_eq": value}}, param=name))
         if query.filter_json:
             try:
                 parsed = json.loads(query.filter_json)
@@ -134,7 +130,7 @@ class PatientsService:
                 raise ValidationFailed.for_field("filter", "filter must be a JSON object")
             if _has_nul(parsed):
                 raise ValidationFailed.for_field("filter", "filter may not contain NUL characters")
-            conditions.append(_where(plan, parsed, "filter"))
+            conditions.append(plan.where(parsed, param="filter"))
         if query.q:
             q = query.q.strip()
             if len(q) > MAX_Q_LENGTH:
@@ -423,42 +419,10 @@ async def active_break_glass(
 
 
 def _check_create(plan: AccessPlan, values: Mapping[str, Any]) -> dict[str, Any]:
-    """plan.check_create, with each policy's `check` evaluated on the row as it will be stored:
-    a field the client did not send holds its column default (admission_status 'outpatient',
-    public_consent false), not nothing, so no check can be passed by leaving out a field whose
-    default violates it. The engine's own verdict comes first for every other refusal (fields
-    not writable, preset fields sent, no create policy)."""
-    with contextlib.suppress(PolicyCheckFailed):  # decided below, on the complete row
-        plan.check_create(values)
-    sent = set(values)
-    failed: list[PolicyRule] = []
-    for rule in plan.rules:
-        if not sent <= rule.grants(PATIENT_RESOURCE):
-            continue
-        presets = {
-            name: resolve_value(value, PATIENT_RESOURCE.field(name), plan.variables)
-            for name, value in (rule.presets or {}).items()
-        }
-        if sent & set(presets):
-            continue
-        candidate = {**values, **presets}
-        stored = row_of(PATIENT_RESOURCE, Patient(**candidate))
-        if rule.check is None or evaluate(rule.check, stored, plan.variables, PATIENT_RESOURCE):
-            return candidate
-        failed.append(rule)
-    raise PolicyCheckFailed(
-        "The record would not satisfy the check of " + "; ".join(r.label for r in failed),
-        extra={"failed_checks": [r.describe() for r in failed]},
-    )
-
-
-def _where(plan: AccessPlan, filter_json: Any, param: str) -> ColumnElement[bool]:
-    """plan.where, with a value that cannot be represented (a datetime that overflows once
-    converted to UTC) answered as a 422 naming the parameter instead of a server error."""
-    try:
-        return plan.where(filter_json, param=param)
-    except OverflowError:
-        raise ValidationFailed.for_field(param, "a date or datetime value is out of range")
+    """plan.check_create, each policy's `check` judged on the row as it will be stored: a field
+    the client did not send holds its column default (admission_status 'outpatient',
+    public_consent false), not nothing."""
+    return plan.check_create(values, defaults=row_of(PATIENT_RESOURCE, Patient(**values)))
 
 
 def _has_nul(value: Any) -> bool:

@@ -169,10 +169,6 @@ class PoliciesService:
             if field not in ("fields", "row_filter", "presets", "check"):
                 field = "row_filter"
             raise filter_error_to_http(exc, param=field) from None
-        except OverflowError:  # a datetime that does not fit once converted to UTC
-            raise ValidationFailed.for_field(
-                _overflowing_part(spec, values), "a date or datetime value is out of range"
-            ) from None
         return spec
 
     async def _ensure_can_delegate(self, values: dict[str, Any], spec: ResourceSpec) -> None:
@@ -426,20 +422,6 @@ def _rows_seen_by(plan: AccessPlan, viewer: AccessPlan) -> ColumnElement[bool]:
         for rule in plan.rules
     ]
     return clauses[0] if len(clauses) == 1 else or_(*clauses)
-
-
-def _overflowing_part(spec: ResourceSpec, values: dict[str, Any]) -> str:
-    """The part of a policy (row_filter, check or presets) holding a value that overflows."""
-    for part in ("row_filter", "check", "presets"):
-        parts: dict[str, Any] = {"row_filter": None, "presets": None, "check": None}
-        parts[part] = values.get(part)
-        try:
-            validate_policy_parts(spec, fields=[], **parts)
-        except OverflowError:
-            return part
-        except FilterError:
-            continue
-    return "row_filter"
 
 
 def _rule(policy_id: uuid.UUID, values: dict[str, Any]) -> tuple[PolicyRule, bool]:
