@@ -32,6 +32,9 @@ from app.modules.rbac import schemas
 from app.modules.rbac.repository import RbacRepository
 
 PROTECTED_ROLES = frozenset({SUPERADMIN_ROLE, "admin", "user", GUEST_ROLE})
+# Super-admin is held only by assignment (to a user, or to a group the user is in), never
+# through inheritance: so every holder can be counted and the last one protected.
+SUPERADMIN_NOT_INHERITABLE = "The super-admin role cannot be a parent role; assign it instead"
 EVERYTHING = "*:*"
 
 
@@ -349,6 +352,8 @@ class RbacService:
         await self._ensure_role_name_free(data.name)
         permissions = await self._resolve_permissions(data.permissions)
         parents = await self._resolve_roles(data.parents, "parents")
+        if any(p.name == SUPERADMIN_ROLE for p in parents):
+            raise ValidationFailed.for_field("parents", SUPERADMIN_NOT_INHERITABLE)
         details = {"name": data.name}
         await self._guarded(
             ensure_can_grant_permissions(actor, [p.name for p in permissions]),
@@ -534,6 +539,8 @@ class RbacService:
     async def add_parent(self, actor: Principal, role_id: uuid.UUID, parent_id: uuid.UUID) -> Role:
         role = await self.get_role(role_id)
         parent = await self.get_role(parent_id)
+        if parent.name == SUPERADMIN_ROLE:
+            raise Conflict(SUPERADMIN_NOT_INHERITABLE, code="superadmin_not_inheritable")
         await self._guarded(
             ensure_can_grant_roles(self.session, actor, [parent.id]),
             "role.parent_add",

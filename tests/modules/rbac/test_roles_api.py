@@ -252,3 +252,20 @@ async def test_admin_may_create_minimal_but_not_exceed(rbac: Rbac) -> None:
     denied = await creator.post(f"{URL}/create-minimal", json={"name": "nope"})
     assert denied.status_code == 403 and denied.json()["code"] == "delegation_denied"
     assert denied.json()["exceeding_permissions"] == ["profile:read", "profile:update"]
+
+
+async def test_superadmin_is_never_inherited(admin_client: httpx.AsyncClient, rbac: Rbac) -> None:
+    """Super-admin is held only by assignment, so its holders can be counted and the last one
+    protected: it cannot become a parent, by creation or by adding a parent."""
+    created = await admin_client.post(URL, json={"name": "shadow", "parents": ["superadmin"]})
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["field"] == "parents"
+    assert (await admin_client.get(URL, params={"q": "shadow"})).json()["total"] == 0
+
+    role = await rbac.role("shadow2", ["profile:read"])
+    listed = (await admin_client.get(URL, params={"q": "superadmin"})).json()["items"]
+    superadmin = next(r for r in listed if r["name"] == "superadmin")
+    added = await admin_client.post(f"{URL}/{role}/parents/{superadmin['id']}")
+    assert added.status_code == 409, added.text
+    assert added.json()["code"] == "superadmin_not_inheritable"
+    assert (await admin_client.get(f"{URL}/{role}")).json()["parents"] == []
