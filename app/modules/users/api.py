@@ -62,6 +62,7 @@ def _public(view: UserView, now: datetime) -> UserPublic:
         is_verified=user.is_verified,
         attributes=dict(user.attributes or {}),
         roles=view.roles,
+        groups=view.groups,
         created_at=user.created_at,
         updated_at=user.updated_at,
         last_login_at=user.last_login_at,

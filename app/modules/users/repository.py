@@ -295,6 +295,21 @@ class UserRepository:
             result[user_id].append(name)
         return result
 
+    async def group_names_for(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        ids = list(user_ids)
+        result: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+        if not ids:
+            return result
+        rows = await self.session.execute(
+            select(col(GroupMember.user_id), col(Group.name))
+            .join(Group, col(Group.id) == col(GroupMember.group_id))
+            .where(col(GroupMember.user_id).in_(ids))
+            .order_by(col(Group.name))
+        )
+        for user_id, name in rows.tuples():
+            result[user_id].append(name)
+        return result
+
     async def has_role(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
         found = await self.session.scalar(
             select(col(UserRole.role_id)).where(

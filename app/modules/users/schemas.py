@@ -172,7 +172,8 @@ class UserPublic(BaseModel):
     is_active: bool
     is_verified: bool
     attributes: dict[str, str] = Field(default_factory=dict)
-    roles: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list, description="Directly assigned roles")
+    groups: list[str] = Field(default_factory=list, description="Groups the user belongs to")
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None = None

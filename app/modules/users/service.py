@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -88,10 +88,11 @@ async def load_identity(conn: AsyncConnection, user_id: uuid.UUID) -> Identity |
 
 @dataclass
 class UserView:
-    """A user with the names of its directly assigned roles."""
+    """A user with the names of its directly assigned roles and of the groups it belongs to."""
 
     user: User
     roles: list[str]
+    groups: list[str] = field(default_factory=list)
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -146,7 +147,8 @@ class UsersService:
 
     async def view(self, user: User) -> UserView:
         roles = await self.repository.role_names_for([user.id])
-        return UserView(user, roles[user.id])
+        groups = await self.repository.group_names_for([user.id])
+        return UserView(user, roles[user.id], groups[user.id])
 
     async def get_view(self, user_id: uuid.UUID, *, include_deleted: bool = False) -> UserView:
         return await self.view(await self.get_or_404(user_id, include_deleted=include_deleted))
@@ -156,7 +158,8 @@ class UsersService:
     ) -> tuple[list[UserView], int]:
         users, total = await self.repository.search(query, limit=limit, offset=offset)
         roles = await self.repository.role_names_for(u.id for u in users)
-        return [UserView(u, roles[u.id]) for u in users], total
+        groups = await self.repository.group_names_for(u.id for u in users)
+        return [UserView(u, roles[u.id], groups[u.id]) for u in users], total
 
     async def activity(
         self, user_id: uuid.UUID, *, limit: int, offset: int

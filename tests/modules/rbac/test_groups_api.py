@@ -63,6 +63,11 @@ async def test_group_roles_reach_members(admin_client: httpx.AsyncClient, rbac: 
     assert members["total"] == 1 and members["items"][0]["username"] == member.username
     user_groups = await admin_client.get(f"{API}/users/{member.id}/groups")
     assert user_groups.status_code == 200 and [g["name"] for g in user_groups.json()] == ["team"]
+    # users show their groups, one by one and in lists
+    user = (await admin_client.get(f"{API}/users/{member.id}")).json()
+    assert user["groups"] == ["team"] and user["roles"] == ["user"]
+    listed = (await admin_client.get(f"{API}/users", params={"q": member.username})).json()
+    assert [u["groups"] for u in listed["items"]] == [["team"]]
 
     # an inactive group contributes nothing
     await admin_client.put(f"{URL}/{gid}", json={"is_active": False})
