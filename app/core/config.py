@@ -6,8 +6,10 @@ random key is generated once and kept in a git-ignored file so tokens survive re
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +21,24 @@ WEAK_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "pl
 MIN_SECRET_LENGTH = 32
 DEV_SECRET_FILE = Path(".gatehouse_secret_key")
 _ORIGIN_RE = re.compile(r"^https?://[^/\s,]+$")
+
+
+# A random key of the minimum length carries well over this much (32 hex digits: ~118 bits by
+# this estimate; token_urlsafe(48): ~350); "aaaa…" or "abab…" of any length carries next to none.
+MIN_SECRET_BITS = 96
+
+
+def _is_weak_secret(key: str) -> bool:
+    """Too short, a well-known placeholder, or too repetitive to be random: a repeated unit, or
+    too little entropy estimated from the key's own character frequencies (length x Shannon
+    entropy per character)."""
+    if len(key) < MIN_SECRET_LENGTH or key.strip().lower() in WEAK_SECRETS:
+        return True
+    n = len(key)
+    if any(key[p:] == key[:-p] for p in range(1, min(n // 2, 64) + 1)):
+        return True  # a short unit repeated ("0123" * 12): periodic, not random
+    per_char = -sum(c / n * math.log2(c / n) for c in Counter(key).values())
+    return per_char * n < MIN_SECRET_BITS
 
 
 def _load_or_create_dev_secret(path: Path = DEV_SECRET_FILE) -> str:
@@ -148,14 +168,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secret_key_is_strong(self) -> Settings:
-        weak = self.SECRET_KEY.strip().lower() in WEAK_SECRETS or len(self.SECRET_KEY) < (
-            MIN_SECRET_LENGTH
-        )
-        if weak:
+        if _is_weak_secret(self.SECRET_KEY):
             if self.ENVIRONMENT in ("production", "staging"):
                 raise ValueError(
                     f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH}"
-                    " characters in production (e.g. `python -c 'import secrets;"
+                    " characters (not a placeholder, not a repeated pattern) in production (e.g. `python -c 'import secrets;"
                     " print(secrets.token_urlsafe(48))'`)"
                 )
             if self.ENVIRONMENT == "test":

@@ -163,7 +163,9 @@ def test_demo_users_with_printed_random_password(workdir: Path, served: list[Any
     assert _verifies(demo_password, _hash_of(workdir / "gatehouse.db", "demo_admin"))
 
 
-@pytest.mark.parametrize("key", [None, "changeme", "short-but-not-empty"])
+@pytest.mark.parametrize(
+    "key", [None, "changeme", "short-but-not-empty", "a" * 64, "ab" * 32, "0123" * 12]
+)
 def test_production_refuses_missing_or_weak_secret_key(
     workdir: Path, served: list[Any], key: str | None
 ) -> None:
