@@ -9,6 +9,7 @@ trace or echoes a value back (validation errors drop the offending input, which 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -176,13 +177,27 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _json_message(err: Mapping[str, Any]) -> str:
+    """'Invalid JSON at character N: <reason>' from FastAPI's json_invalid error."""
+    loc = tuple(err.get("loc", ()))
+    reason = (err.get("ctx") or {}).get("error")
+    where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+    return f"Invalid JSON{where}" + (f": {reason}" if reason else "")
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": _field_of(tuple(err.get("loc", ()))),
+            # A body that is not JSON at all: FastAPI's loc is ("body", <character offset>),
+            # which names no field; the body itself is at fault.
+            "field": "body"
+            if err.get("type") == "json_invalid"
+            else _field_of(tuple(err.get("loc", ()))),
             "location": str(err.get("loc", ("body",))[0]),
-            "message": err.get("msg", "invalid"),
+            "message": _json_message(err)
+            if err.get("type") == "json_invalid"
+            else err.get("msg", "invalid"),
             "type": err.get("type", "value_error"),
         }
         for err in exc.errors()

@@ -94,6 +94,10 @@ async def test_malformed_json_is_422_problem(pclient: httpx.AsyncClient) -> None
     body = _problem(response, 422)
     assert body["code"] == "validation_error"
     assert body["errors"] and body["errors"][0]["type"] == "json_invalid"
+    # the body is at fault, not a "field" named after FastAPI's character offset
+    assert body["errors"][0]["field"] == "body"
+    assert body["errors"][0]["message"].startswith("Invalid JSON at character 15")
+    assert body["detail"] == "Invalid input: body"
 
 
 async def test_validation_errors_list_fields_without_echoing_input(
