@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.modules.patients.models import BreakGlassGrant, Patient
+from app.modules.users.models import User
 
 TOTAL_LABEL = "__total__"
 Row = dict[str, Any]
@@ -205,6 +206,10 @@ class PatientRepository:
         if exclude is not None:
             condition = and_(condition, col(Patient.id) != exclude)
         return await self.exists(condition)
+
+    async def user_exists(self, user_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(select(col(User.id)).where(col(User.id) == user_id))
+        return found is not None
 
     # ---- break-glass ------------------------------------------------------------------------
 

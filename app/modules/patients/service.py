@@ -299,12 +299,19 @@ class PatientsService:
         mrn = to_insert.get("mrn")
         if mrn is not None and await self.repository.mrn_taken(str(mrn)):
             raise _conflict()
+        await self._ensure_clinician_exists(to_insert.get("attending_clinician_id"))
         patient = Patient(**to_insert)
         await self.repository.add(patient)
         self.audit.record(
             "patient.create", RESOURCE, patient.id, changes=diff(None, _snapshot(patient))
         )
         return await self._visible(patient)
+
+    async def _ensure_clinician_exists(self, user_id: uuid.UUID | None) -> None:
+        """An attending clinician must be a user: a 422 naming the field, not the database's
+        foreign-key refusal (a generic 409)."""
+        if user_id is not None and not await self.repository.user_exists(user_id):
+            raise ValidationFailed.for_field("attending_clinician_id", "No such user")
 
     async def _readable_current(self, patient_id: uuid.UUID, *, deleted: bool = False) -> Patient:
         """The record when it is within the caller's read rows (404 otherwise)."""
@@ -331,6 +338,8 @@ class PatientsService:
             and await self.repository.mrn_taken(str(mrn), exclude=patient.id)
         ):
             raise _conflict()
+        if to_apply.get("attending_clinician_id") != patient.attending_clinician_id:
+            await self._ensure_clinician_exists(to_apply.get("attending_clinician_id"))
         before = _snapshot(patient)
         for name, value in to_apply.items():
             setattr(patient, name, value)

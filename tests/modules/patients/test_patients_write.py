@@ -227,3 +227,22 @@ async def test_removing_a_policy_takes_effect_on_next_request(
     pid = await policy_id(runtime, "guest", "read")
     assert (await admin_client.delete(f"/api/v1/policies/{pid}")).status_code == 204
     assert (await client.get(URL)).status_code == 401
+
+
+async def test_unknown_attending_clinician_is_a_422_naming_it(staff: StaffClient) -> None:
+    """Not the database's foreign-key refusal (a generic 409), and nothing is written."""
+    user, client = await staff("admin")
+    ghost = str(uuid.uuid4())
+    body = {"mrn": "AC-1", "given_name": "Al", "family_name": "Ng"}
+    refused = await client.post(URL, json={**body, "attending_clinician_id": ghost})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "attending_clinician_id"
+    assert (await client.get(URL, params={"mrn": "AC-1"})).json()["items"] == []
+
+    created = await client.post(URL, json={**body, "attending_clinician_id": str(user.id)})
+    assert created.status_code == 201, created.text
+    patient = created.json()["id"]
+    moved = await client.patch(f"{URL}/{patient}", json={"attending_clinician_id": ghost})
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["errors"][0]["field"] == "attending_clinician_id"
+    assert (await client.get(f"{URL}/{patient}")).json()["attending_clinician_id"] == str(user.id)
