@@ -810,6 +810,22 @@ def validate_policy_parts(
                 path="presets",
             )
         spec = resource.field(name)
+        # Caught when the policy is saved, not as a failing write later: a preset is written
+        # into every record the policy creates or updates.
+        if not spec.writable:
+            raise FilterError(
+                f"'{name}' is set by the server and cannot be preset",
+                kind="field",
+                culprit=name,
+                path=f"presets.{name}",
+            )
+        if value is None and not resource.column(name).nullable:
+            raise FilterError(
+                f"Invalid preset for '{name}': the field cannot be empty",
+                kind="value",
+                culprit=name,
+                path=f"presets.{name}",
+            )
         if flt.is_variable(value):
             _validate_prefixed({name: {"_eq": value}}, resource, f"presets.{name}")
         elif value is not None:

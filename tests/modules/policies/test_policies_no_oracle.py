@@ -43,6 +43,11 @@ async def patient(runtime: Any, **fields: Any) -> uuid.UUID:
         ({"check": {"date_of_birth": {"_eq": "0001-01-01T00:00:00+05:00"}}}, "check"),
         ({"row_filter": {"ward": {"_eq": "C1\u0000"}}}, "row_filter"),
         ({"presets": {"ward": "\u0000"}}, "presets"),
+        # presets that every later write would fail on: a server-managed field, an empty
+        # value for a field that cannot be empty
+        ({"presets": {"created_at": "2026-01-01T00:00:00Z"}}, "presets"),
+        ({"presets": {"admission_status": None}}, "presets"),
+        ({"presets": {"mrn": None}}, "presets"),
         ({"description": "nurses\u0000"}, "description"),
         ({"fields": ["ward\u0000"]}, "fields"),
     ],
