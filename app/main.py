@@ -6,14 +6,11 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from app.authz.dependencies import (
-    PRINCIPAL_STORE,
-    install_bearer_security,
-    rate_limit_principal,
-)
+from app.authz.dependencies import PRINCIPAL_STORE, install_bearer_security
 from app.authz.principal import PrincipalStore
+from app.authz.rate_limit import PrincipalRateLimitMiddleware
 from app.authz.versioning import read_versions
 from app.core import health
 from app.core.cache import SharedState, StateSources
@@ -100,14 +97,13 @@ def create_app(
     app.include_router(health.router)
     for name in MODULE_NAMES:
         module = importlib.import_module(f"app.modules.{name}.api")
-        # The general per-principal rate limit; auth routes carry their own (per IP/account).
-        limit = settings.RATE_LIMIT_ENABLED and name != "auth"
         for router in module.routers:  # flat: each one level below the app (app/core/routing.py)
-            app.include_router(
-                router,
-                prefix=settings.API_PREFIX,
-                dependencies=[Depends(rate_limit_principal)] if limit else None,
-            )
+            app.include_router(router, prefix=settings.API_PREFIX)
+
+    # Middleware, innermost first. The general per-principal rate limit sits at the edge (pure
+    # ASGI, app/authz/rate_limit.py); the auth routes carry their own (per address / account).
+    if settings.RATE_LIMIT_ENABLED:
+        app.add_middleware(PrincipalRateLimitMiddleware, settings=settings)
 
     if settings.ALLOWED_ORIGINS:
         app.add_middleware(

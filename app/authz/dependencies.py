@@ -139,8 +139,9 @@ def require(*permissions: str) -> Any:
 
 
 async def rate_limit_principal(conn: HTTPConnection) -> None:
-    """The general per-principal rate limit (per client address for the guest). Wired on the
-    module routers in app/main.py only when RATE_LIMIT_ENABLED, so it costs nothing otherwise."""
+    """The general per-principal rate limit (per client address for the guest), as a dependency:
+    for the authenticated auth routes, which the edge middleware (app/authz/rate_limit.py)
+    leaves to their own limits. Counts against the same budget as the middleware."""
     limiter = get_runtime(conn).limiter
     if not limiter.enabled:
         return

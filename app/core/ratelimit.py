@@ -1,5 +1,10 @@
-"""Rate limits with the `limits` library (moving window): in Redis when REDIS_URL is set, so
-every worker shares the counters, in process memory otherwise.
+"""Rate limits with the `limits` library: in Redis when REDIS_URL is set, so every worker
+shares the counters, in process memory otherwise.
+
+Sliding window counter: two fixed-window counters per key, the previous one weighted by how
+much of it still overlaps the window. O(1) time and memory per key whatever the limit (a moving
+window keeps one entry per request: 600 per active user at the default limit), and exact for a
+burst from a standing start, which is what a client hitting the limit sees.
 
 The in-memory case uses the library's synchronous storage and strategy on purpose: a hit is a
 few dictionary operations under a lock, with no await. Its asyncio storage schedules an expiry
@@ -14,9 +19,9 @@ import time
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
+from limits.aio.strategies import SlidingWindowCounterRateLimiter as AsyncSlidingWindow
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter as MovingWindow
+from limits.strategies import SlidingWindowCounterRateLimiter as SlidingWindow
 
 from app.core.config import Settings
 from app.core.errors import RateLimited
@@ -25,10 +30,10 @@ from app.core.errors import RateLimited
 class RateLimiter:
     def __init__(self, settings: Settings, redis_url: str | None) -> None:
         self.enabled = settings.RATE_LIMIT_ENABLED
-        self.shared: AsyncMovingWindow | None = None
-        self.local: MovingWindow | None = None
+        self.shared: AsyncSlidingWindow | None = None
+        self.local: SlidingWindow | None = None
         if redis_url:
-            self.shared = AsyncMovingWindow(
+            self.shared = AsyncSlidingWindow(
                 RedisStorage(
                     _async_uri(redis_url),
                     implementation="redispy",
@@ -36,7 +41,7 @@ class RateLimiter:
                 )
             )
         else:
-            self.local = MovingWindow(MemoryStorage())
+            self.local = SlidingWindow(MemoryStorage())
         self.default = RateLimitItemPerSecond(
             settings.RATE_LIMIT_REQUESTS, settings.RATE_LIMIT_WINDOW
         )

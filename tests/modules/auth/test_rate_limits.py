@@ -100,6 +100,28 @@ async def test_general_limit_on_module_routes(app: Any, factory: Factory) -> Non
     assert 429 not in statuses[:5] and statuses[5] == 429, statuses
 
 
+async def test_general_limit_for_guests_and_bad_tokens_per_address(app: Any) -> None:
+    """Without a valid token the budget is the client address's: the public sidebar, an
+    unknown API path and a request with a forged token all draw on it, and another address
+    keeps its own. The 429 is problem+json with Retry-After, like every other refusal."""
+
+    def client(peer: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(peer, 4000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    async with client("192.0.2.90") as c, client("192.0.2.91") as other:
+        statuses = [(await c.get("/api/v1/routes/sidebar")).status_code for _ in range(3)]
+        statuses.append((await c.get("/api/v1/no-such-thing")).status_code)
+        statuses.append((await c.get("/api/v1/users/me", headers=bearer("forged"))).status_code)
+        assert statuses == [200, 200, 200, 404, 401]
+        limited = await c.get("/api/v1/routes/sidebar")
+        body = assert_problem(limited, 429)
+        assert body["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
+        assert (await other.get("/api/v1/routes/sidebar")).status_code == 200
+        # the health endpoints are outside the API prefix: never limited
+        assert (await c.get("/health")).status_code == 200
+
+
 class TestBehindTrustedProxy:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
