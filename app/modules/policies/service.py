@@ -194,10 +194,25 @@ class PoliciesService:
         for rule in same_scope:
             available |= rule.grants(spec)
         exceeding = sorted(wanted - available)
+        # A row filter or check of the editor's own making that names a field the editor cannot
+        # read on every row would be an oracle: whoever holds the new policy (a second account)
+        # sees which rows match a hidden value. Repeating a filter or check the editor already
+        # holds reveals nothing new.
+        named: set[str] = set()
+        if not any(r.row_filter is not None and _key(r.row_filter) == new_filter for r in mine):
+            named |= flt.referenced_fields(values.get("row_filter"))
+        if not any(r.check is not None and _key(r.check) == new_check for r in mine):
+            named |= flt.referenced_fields(values.get("check"))
+        readable_everywhere: set[str] = set()
+        for rule in mine:
+            if rule.resource == spec.name and rule.action == "read" and rule.row_filter is None:
+                readable_everywhere |= rule.grants(spec)
+        unreadable = sorted(named - readable_everywhere)
         problems: list[str] = []
         if not same_scope:
             problems.append("rows")
         problems.extend(exceeding)
+        problems.extend(f for f in unreadable if f not in problems)
         if problems:
             self.audit.record(
                 "policy.delegation_denied",
@@ -219,6 +234,10 @@ class PoliciesService:
                 )
             if exceeding:
                 what.append("fields: " + ", ".join(exceeding))
+            if unreadable:
+                what.append(
+                    "conditions on fields you cannot read on every row: " + ", ".join(unreadable)
+                )
             raise PolicyDelegationDenied(
                 "You cannot grant a policy broader than your own: " + "; ".join(what),
                 extra={"exceeding": problems},

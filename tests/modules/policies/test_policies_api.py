@@ -172,13 +172,39 @@ async def test_delegation_refused_and_audited(
     assert wider_rows.status_code == 403 and "rows" in wider_rows.json()["exceeding"]
     widen = await client.patch(f"{API}/policies/{ok.json()['id']}", json={"fields": ["*"]})
     assert widen.status_code == 403
+    # Narrowing by a field the editor cannot read (email) would make the new policy an oracle
+    # on it: whoever holds it learns which users' emails match.
+    oracle = await client.post(
+        f"{API}/policies",
+        json={
+            **base,
+            "fields": ["username"],
+            "row_filter": {"_and": [{"is_active": {"_eq": True}}, {"email": {"_eq": "x@y.z"}}]},
+        },
+    )
+    assert oracle.status_code == 403, oracle.text
+    assert "email" in oracle.json()["exceeding"] and "email" in oracle.json()["detail"]
+    # Even for an editor whose own policy covers every row: conditions only on what they read.
+    editor_role = await role_id(runtime, "policy_editor")
+    unfiltered = {"role_id": str(editor_role), "resource": "user", "action": "read"}
+    held = await admin_client.post(f"{API}/policies", json={**unfiltered, "fields": ["username"]})
+    assert held.status_code == 201, held.text
+    subset = {**base, "fields": ["username"]}
+    by_email = await client.post(
+        f"{API}/policies", json={**subset, "row_filter": {"email": {"_contains": ".org"}}}
+    )
+    assert by_email.status_code == 403 and by_email.json()["exceeding"] == ["email"]
+    by_name = await client.post(
+        f"{API}/policies", json={**subset, "row_filter": {"username": {"_starts_with": "a"}}}
+    )
+    assert by_name.status_code == 201, by_name.text
     denied = await count(
         runtime,
         AuditLog,
         col(AuditLog.action) == "policy.delegation_denied",
         col(AuditLog.outcome) == "denied",
     )
-    assert denied == 3
+    assert denied == 5
     # The super-admin is exempt.
     assert (
         await admin_client.post(f"{API}/policies", json={**base, "fields": ["*"]})
