@@ -100,8 +100,10 @@ class PreviewChange(BaseModel):
 
 
 class PreviewUser(BaseModel):
-    user_id: uuid.UUID | None
-    username: str
+    user_id: uuid.UUID | None = Field(description="null for the anonymous public (guest)")
+    username: str | None = Field(
+        description="'guest' for the public; null unless the caller may read users (user:read)"
+    )
     changes: list[PreviewChange]
 
 

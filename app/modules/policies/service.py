@@ -333,6 +333,9 @@ class PoliciesService:
                 viewers[resource_name] = await plan_for(
                     self.session, self.principal, viewed, "read", now=now
                 )
+        # Who is affected is named only to a caller who may read users at all; the others get
+        # the ids and the figures.
+        show_names = self.principal.has("user:read")
         results: list[schemas.PreviewUser] = []
         for target_id, username in list(targets.items())[:PREVIEW_USER_CAP]:
             principal: Principal | None = (
@@ -378,7 +381,11 @@ class PoliciesService:
                     )
                 )
             results.append(
-                schemas.PreviewUser(user_id=target_id, username=username, changes=change_list)
+                schemas.PreviewUser(
+                    user_id=target_id,
+                    username=username if show_names or target_id is None else None,
+                    changes=change_list,
+                )
             )
         return schemas.PolicyPreviewResponse(
             operation=request.operation,

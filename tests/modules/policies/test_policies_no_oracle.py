@@ -90,10 +90,16 @@ async def test_preview_counts_only_what_the_caller_may_read(
         assert response.status_code == 200, response.text
         return {c["records_gained"] for u in response.json()["users"] for c in u["changes"]}
 
-    assert 3 in gained(await admin_client.post(f"{API}/policies/preview", json=proposal))
+    by_admin = await admin_client.post(f"{API}/policies/preview", json=proposal)
+    assert 3 in gained(by_admin)
+    assert all(u["username"] for u in by_admin.json()["users"])  # the admin may read users
     await make_role(runtime, "policy_reader", ["policy:read"])
     reader = await factory.client_for(await factory.logged_in(roles=["policy_reader"]))
-    assert gained(await reader.post(f"{API}/policies/preview", json=proposal)) == {0}
+    by_reader = await reader.post(f"{API}/policies/preview", json=proposal)
+    assert gained(by_reader) == {0}
+    # nor does a reader without user:read learn who the affected users are, only their ids
+    users = by_reader.json()["users"]
+    assert users and all(u["username"] is None and u["user_id"] for u in users)
     # A nurse of ward C1 reads those rows but not their diagnosis: still nothing to count.
     nurse_reader = await factory.client_for(
         await factory.logged_in(roles=["policy_reader", "nurse"], attributes={"ward": "C1"})
