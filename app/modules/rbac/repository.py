@@ -279,9 +279,21 @@ class RbacRepository:
         )
         return list(users.all()), list(groups.all())
 
+    async def role_children(self, role_id: uuid.UUID) -> list[str]:
+        """Names of the roles that inherit from `role_id`."""
+        names = await self.session.scalars(
+            select(col(Role.name))
+            .join(RoleParent, col(RoleParent.role_id) == col(Role.id))
+            .where(col(RoleParent.parent_id) == role_id)
+            .order_by(col(Role.name))
+        )
+        return list(names.all())
+
     async def unassign_role_everywhere(self, role_id: uuid.UUID) -> None:
+        """Every user, group and child role lets go of the role."""
         await self.session.execute(delete(UserRole).where(col(UserRole.role_id) == role_id))
         await self.session.execute(delete(GroupRole).where(col(GroupRole.role_id) == role_id))
+        await self.session.execute(delete(RoleParent).where(col(RoleParent.parent_id) == role_id))
 
     # ---- groups -------------------------------------------------------------------------
     async def get_group(self, group_id: uuid.UUID) -> Group | None:

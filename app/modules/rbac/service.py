@@ -413,15 +413,18 @@ class RbacService:
         if role.is_system or role.name in PROTECTED_ROLES:
             raise Conflict("Built-in roles cannot be deleted", code="system_role")
         users, groups = await self.repository.role_holders(role.id)
-        if (users or groups) and not force:
+        # Roles inheriting from it would silently lose its permissions: in use as well.
+        children = await self.repository.role_children(role.id)
+        if (users or groups or children) and not force:
             raise Conflict(
-                f"The role is held by {len(users)} user(s) and {len(groups)} group(s);"
-                " unassign it first or delete with force=true",
+                f"The role is held by {len(users)} user(s) and {len(groups)} group(s) and"
+                f" inherited by {len(children)} role(s); unassign it first or delete with"
+                " force=true",
                 code="role_in_use",
-                extra={"users": len(users), "groups": len(groups)},
+                extra={"users": len(users), "groups": len(groups), "child_roles": children},
             )
         before = await self._snapshot(role)
-        if users or groups:
+        if users or groups or children:
             await self.repository.unassign_role_everywhere(role.id)
         await self.repository.delete(role)
         await self._changed()
@@ -434,6 +437,7 @@ class RbacService:
                 "force": force,
                 "unassigned_users": sorted(str(u) for u in users),
                 "unassigned_groups": sorted(str(g) for g in groups),
+                "detached_child_roles": children,
             },
         )
 

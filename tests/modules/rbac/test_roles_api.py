@@ -85,6 +85,23 @@ async def test_update_rename_and_builtin_protection(
     assert (await admin_client.put(f"{URL}/{rid}", json={"name": "taken"})).status_code == 409
 
 
+async def test_delete_inherited_role_needs_force(
+    admin_client: httpx.AsyncClient, rbac: Rbac
+) -> None:
+    """A role other roles inherit from is in use: deleting it would silently strip them."""
+    parent = await rbac.role("base_parent", ["base:read"])
+    await rbac.role("heir", ["heir:read"], parents=["base_parent"])
+    _, heir_client = await rbac.client("heir")
+    refused = await admin_client.delete(f"{URL}/{parent}")
+    assert refused.status_code == 409 and refused.json()["child_roles"] == ["heir"]
+    assert "base:read" in (await rbac.me(heir_client))["permissions"]
+
+    assert (await admin_client.delete(f"{URL}/{parent}", params={"force": True})).status_code == 204
+    assert "base:read" not in (await rbac.me(heir_client))["permissions"]
+    rows = await rbac.audit("role.delete", resource_id=str(parent))
+    assert rows[0].details["detached_child_roles"] == ["heir"]
+
+
 async def test_delete_in_use_needs_force(admin_client: httpx.AsyncClient, rbac: Rbac) -> None:
     rid = await rbac.role("doomed", ["thing:read"])
     user, user_client = await rbac.client("doomed")
