@@ -16,10 +16,12 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import get_route_path
 
 from app.core.context import current_request_id
 
@@ -213,8 +215,35 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+# FastAPI's answer when a body cannot be read at all (bytes that are not UTF-8 JSON, form data
+# that does not parse). A JSON syntax error is a 422 naming the body; so is this.
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        return problem_response(
+            request,
+            status=422,
+            code="validation_error",
+            title="Validation failed",
+            detail="Invalid input: body",
+            errors=[
+                {
+                    "field": "body",
+                    "location": "body",
+                    "message": "The request body could not be read "
+                    "(not UTF-8 JSON, or malformed form data)",
+                    "type": "json_invalid",
+                }
+            ],
+        )
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route whose path matched; a client
+        # needs every method the path answers (RFC 9110 15.5.6).
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     codes = {
         400: "bad_request",
         401: "not_authenticated",
@@ -228,8 +257,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         status=exc.status_code,
         code=codes.get(exc.status_code, "http_error"),
         detail=str(exc.detail) if exc.detail else None,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the application answers for this request's path."""
+    table: list[tuple[Any, frozenset[str]]] | None = getattr(
+        request.app.state, "_allow_table", None
+    )
+    if table is None:
+        table = [
+            (context.path_regex, frozenset(context.methods))
+            for context in iter_route_contexts(request.app.routes)
+            if getattr(context, "path_regex", None) is not None and context.methods
+        ]
+        request.app.state._allow_table = table
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    for regex, route_methods in table:
+        if regex.match(path):
+            methods |= route_methods
+    return ", ".join(sorted(methods))
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:
@@ -296,9 +345,27 @@ def _document_problem_schema(app: FastAPI) -> None:
         for name, definition in problem.pop("$defs", {}).items():
             components.setdefault(name, definition)
         components.setdefault("Problem", problem)
+        _document_validation_errors_as_problems(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_validation_errors_as_problems(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 as application/json HTTPValidationError; every 422 this
+    application answers is problem+json (`_validation_error`), so the document says so."""
+    problem = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = (
+                operation.get("responses", {}).get("422") if isinstance(operation, dict) else None
+            )
+            if response is not None and PROBLEM_CONTENT_TYPE not in response.get("content", {}):
+                response["content"] = problem
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's, now unreferenced
+        if f'"#/components/schemas/{name}"'.encode() not in orjson.dumps(schema):
+            components.pop(name, None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

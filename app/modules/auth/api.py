@@ -57,7 +57,9 @@ async def register(body: RegisterRequest, session: SessionDep, runtime: RuntimeD
     "/login",
     response_model=TokenResponse,
     openapi_extra=LOGIN_OPENAPI,
-    responses=problem_responses(401, 403, 422, 429),
+    responses=problem_responses(
+        400, 401, 403, 422, 429
+    ),  # 400: an OAuth2 grant_type other than password
 )
 async def login(
     credentials: LoginCredentials, session: SessionDep, runtime: RuntimeDep, response: Response

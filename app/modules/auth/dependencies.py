@@ -25,7 +25,11 @@ async def login_credentials(request: Request) -> LoginRequest:
         form = await request.form()
         grant_type = form.get("grant_type")
         if grant_type not in (None, "", "password"):
-            raise BadRequest("Unsupported grant_type", code="unsupported_grant_type")
+            raise BadRequest(
+                "Unsupported grant_type",
+                code="unsupported_grant_type",
+                errors=[{"field": "grant_type", "message": "Only the password grant is supported"}],
+            )
         data = {k: form.get(k) for k in ("username", "password") if form.get(k) is not None}
     else:
         try:

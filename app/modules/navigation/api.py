@@ -139,7 +139,10 @@ async def list_module_routes(
 @routes_router.get(
     "/sidebar",
     response_model=None,
-    responses={200: {"model": list[SidebarSection], "description": "The caller's menu"}},
+    responses={
+        200: {"model": list[SidebarSection], "description": "The caller's menu"},
+        **problem_responses(401),  # a token that is sent must be valid (none is the guest)
+    },
 )
 async def sidebar(request: Request) -> Response:
     """The navigation tree for the caller (any user, or the anonymous guest)."""

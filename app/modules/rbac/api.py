@@ -37,12 +37,14 @@ authz = ModuleRouter(prefix="/authz", tags=["authorization"])
 users = ModuleRouter(prefix="/users", tags=["groups"])
 
 _ERRORS = problem_responses(401, 403, 404, 409, 422)
+# Lists the guest may be granted: 401 for a guest without the permission or a bad token.
+_LIST_ERRORS = problem_responses(401, 403, 422)
 # No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
 NO_NUL = r"^[^\x00]*$"
 
 
 # ---- permissions ------------------------------------------------------------------------
-@permissions.get("", response_model=Page[schemas.PermissionPublic])
+@permissions.get("", response_model=Page[schemas.PermissionPublic], responses=_LIST_ERRORS)
 @permissions.get("/", response_model=Page[schemas.PermissionPublic], include_in_schema=False)
 async def list_permissions(
     _: PermissionsRead,
@@ -74,7 +76,11 @@ async def list_permissions(
     )
 
 
-@permissions.get("/by-resource/{resource}", response_model=list[schemas.PermissionPublic])
+@permissions.get(
+    "/by-resource/{resource}",
+    response_model=list[schemas.PermissionPublic],
+    responses=_LIST_ERRORS,
+)
 async def permissions_by_resource(
     resource: Annotated[str, Path(max_length=80, pattern=NO_NUL)],
     _: PermissionsRead,
@@ -144,7 +150,7 @@ async def toggle_permission(
 
 
 # ---- roles ------------------------------------------------------------------------------
-@roles.get("", response_model=Page[schemas.RolePublic])
+@roles.get("", response_model=Page[schemas.RolePublic], responses=_LIST_ERRORS)
 @roles.get("/", response_model=Page[schemas.RolePublic], include_in_schema=False)
 async def list_roles(
     _: RolesRead,
@@ -262,7 +268,7 @@ async def role_effective_permissions(
 
 
 # ---- groups -----------------------------------------------------------------------------
-@groups.get("", response_model=Page[schemas.GroupPublic])
+@groups.get("", response_model=Page[schemas.GroupPublic], responses=_LIST_ERRORS)
 @groups.get("/", response_model=Page[schemas.GroupPublic], include_in_schema=False)
 async def list_groups(
     _: GroupsRead,
@@ -367,7 +373,8 @@ async def user_groups(
 
 
 # ---- the engine -------------------------------------------------------------------------
-@authz.get("/me", response_model=schemas.AuthzMe)
+# 401: a token that is sent must be valid (no token is the guest).
+@authz.get("/me", response_model=schemas.AuthzMe, responses=problem_responses(401))
 async def me(principal: CurrentPrincipal) -> schemas.AuthzMe:
     return schemas.AuthzMe(
         user_id=principal.user_id,

@@ -1,0 +1,89 @@
+"""The API answers what its OpenAPI document says (found by fuzzing it with schemathesis):
+every error is problem+json as documented, every status an operation answers is documented,
+and a 405 names every method the path takes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+PROBLEM = "application/problem+json"
+SOME_ID = str(uuid.UUID("01a24915-0000-7000-8000-000000000000"))
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+async def test_every_documented_422_is_problem_json(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    wrong = [
+        f"{method.upper()} {path}"
+        for method, path, operation in _operations(spec)
+        if "422" in operation["responses"]
+        and set(operation["responses"]["422"].get("content", {})) != {PROBLEM}
+    ]
+    assert not wrong
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+async def test_undecodable_body_is_422_naming_the_body(admin_client: httpx.AsyncClient) -> None:
+    # Bytes that are not UTF-8: FastAPI answers a bare 400 "error parsing the body".
+    response = await admin_client.post(
+        "/api/v1/groups", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert [e["field"] for e in body["errors"]] == ["body"]
+
+
+async def test_405_allow_names_every_method_of_the_path(admin_client: httpx.AsyncClient) -> None:
+    response = await admin_client.request("OPTIONS", "/api/v1/groups")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+
+    response = await admin_client.patch(f"/api/v1/groups/{SOME_ID}")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE"}
+
+
+async def test_unsupported_grant_type_names_the_field(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/login",
+        data={"grant_type": "client_credentials", "username": "x", "password": "y"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM
+    assert [e["field"] for e in response.json()["errors"]] == ["grant_type"]
+    spec = (await client.get("/openapi.json")).json()
+    assert "400" in spec["paths"]["/api/v1/auth/login"]["post"]["responses"]
+
+
+async def test_every_status_answered_to_a_bad_token_is_documented(
+    client: httpx.AsyncClient,
+) -> None:
+    # A malformed bearer token is a 401 even on the routes the guest may call.
+    spec = (await client.get("/openapi.json")).json()
+    undocumented = []
+    for method, path, operation in _operations(spec):
+        url = re.sub(r"\{[^}]+\}", SOME_ID, path)
+        kwargs: dict[str, Any] = {"headers": {"Authorization": "Bearer not-a-token"}}
+        if method in ("post", "put", "patch"):
+            kwargs["json"] = {}
+        response = await client.request(method.upper(), url, **kwargs)
+        assert response.status_code < 500, (method, path, response.text)
+        if str(response.status_code) not in operation["responses"]:
+            undocumented.append(f"{method.upper()} {path} -> {response.status_code}")
+        elif response.status_code >= 400:
+            assert response.headers["content-type"] == PROBLEM, (method, path)
+    assert not undocumented
