@@ -4,7 +4,6 @@ PUT / PATCH / DELETE answer 405 (problem+json)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -13,6 +12,7 @@ from app.authz.dependencies import require_permission
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
+from app.core.inputs import UTCDatetime
 from app.core.pagination import Page, PageDep
 from app.core.routing import ModuleRouter
 from app.modules.audit.schemas import AuditLogPublic, Outcome
@@ -41,8 +41,8 @@ async def list_audit_logs(
     resource_type: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
     resource_id: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
     outcome: Outcome | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UTCDatetime | None = None,
+    until: UTCDatetime | None = None,
 ) -> Page[AuditLogPublic]:
     rows, total = await AuditService(session).search(
         actor_id=actor_id,

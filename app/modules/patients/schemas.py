@@ -7,10 +7,12 @@ Responses carry only the cells the caller may read: a hidden field is ABSENT fro
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from app.core.inputs import to_utc
 
 # Columns that cannot be emptied: sending null for them is a 422, never a database error.
 NOT_NULL = ("mrn", "given_name", "family_name", "admission_status", "public_consent")
@@ -30,12 +32,7 @@ def no_nul(value: Any) -> Any:
 def utc_datetime(value: Any) -> Any:
     """Datetimes are stored in UTC (naive ones are taken as UTC, like the filter language);
     one that does not fit once converted is a 422, never a server error."""
-    if not isinstance(value, datetime):
-        return value
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise ValueError("datetime out of range") from None
+    return to_utc(value) if isinstance(value, datetime) else value
 
 
 class _PatientFields(BaseModel):

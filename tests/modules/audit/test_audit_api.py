@@ -170,3 +170,21 @@ async def test_nul_in_text_filters_is_a_422_naming_the_parameter(
     for param in ("action", "resource_type", "resource_id"):
         body = assert_problem(await admin_client.get(AUDIT, params={param: "a\x00b"}), 422)
         assert [e["field"] for e in body["errors"]] == [param], body
+
+
+async def test_since_until_outside_the_utc_range_is_a_422_naming_the_parameter(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    # Valid ISO datetimes whose UTC instant lies outside datetime's range (found by fuzzing):
+    # converting them for the query raised OverflowError, a 500.
+    for param, value in (
+        ("since", "0001-01-01T00:00:00+01:00"),
+        ("until", "9999-12-31T23:59:59-01:00"),
+    ):
+        body = assert_problem(await admin_client.get(AUDIT, params={param: value}), 422)
+        assert [e["field"] for e in body["errors"]] == [param], body
+    # The very edges themselves are fine, and offsets still count.
+    response = await admin_client.get(
+        AUDIT, params={"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59+00:00"}
+    )
+    assert response.status_code == 200, response.text
