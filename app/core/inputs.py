@@ -22,3 +22,7 @@ def to_utc(value: datetime) -> datetime:
 
 
 UTCDatetime = Annotated[datetime, AfterValidator(to_utc)]
+
+# No query text may carry a NUL character: PostgreSQL cannot compare text holding one (the
+# database error would be a 503), so `Query(pattern=NO_NUL)` makes it a 422 naming the parameter.
+NO_NUL = r"^[^\x00]*$"

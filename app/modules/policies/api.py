@@ -11,6 +11,7 @@ from app.authz.dependencies import CurrentPrincipal, require_permission
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
+from app.core.inputs import NO_NUL
 from app.core.pagination import Page, PageDep
 from app.core.routing import ModuleRouter
 from app.core.runtime import RuntimeDep
@@ -43,7 +44,7 @@ async def list_policies(
     principal: PolicyRead,
     page: PageDep,
     role_id: uuid.UUID | None = None,
-    resource: Annotated[str | None, Query(max_length=80)] = None,
+    resource: Annotated[str | None, Query(max_length=80, pattern=NO_NUL)] = None,
     action: schemas.Action | None = None,
 ) -> Page[schemas.PolicyPublic]:
     rows, total = await PoliciesService(session, runtime, principal).search(
@@ -142,7 +143,7 @@ async def my_fields(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: CurrentPrincipal,
-    resource: Annotated[str, Query(max_length=80)],
+    resource: Annotated[str, Query(max_length=80, pattern=NO_NUL)],
 ) -> dict[str, Any]:
     return await PoliciesService(session, runtime, principal).fields(resource)
 
@@ -158,8 +159,8 @@ async def explain_record(
     runtime: RuntimeDep,
     principal: AuthzExplain,
     user_id: uuid.UUID,
-    resource: Annotated[str, Query(max_length=80)],
-    record_id: Annotated[str, Query(max_length=100)],
+    resource: Annotated[str, Query(max_length=80, pattern=NO_NUL)],
+    record_id: Annotated[str, Query(max_length=100, pattern=NO_NUL)],
 ) -> dict[str, Any]:
     return await PoliciesService(session, runtime, principal).explain_record(
         user_id, resource, record_id

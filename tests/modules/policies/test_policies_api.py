@@ -304,3 +304,24 @@ async def test_explain_record(
         url, params={"user_id": str(viewer.id), "resource": "user", "record_id": str(active.id)}
     )
     assert denied.status_code == 403
+
+
+async def test_nul_in_query_text_is_a_422_naming_the_parameter(
+    admin_client: httpx.AsyncClient, superadmin: Any
+) -> None:
+    # Found by fuzzing: PostgreSQL refuses text holding NUL, so /policies?resource=a%00 was the
+    # database error's 503. Refused up front on every backend.
+    cases = [
+        ("/policies", {"resource": "a\x00b"}, "resource"),
+        ("/authz/fields", {"resource": "a\x00b"}, "resource"),
+        (
+            "/authz/explain-record",
+            {"user_id": str(superadmin.id), "resource": "patient", "record_id": "a\x00b"},
+            "record_id",
+        ),
+    ]
+    for path, params, field in cases:
+        response = await admin_client.get(f"{API}{path}", params=params)
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [field]
