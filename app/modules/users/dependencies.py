@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -10,6 +9,7 @@ from fastapi import Depends, Query
 from app.authz.dependencies import require_permission
 from app.authz.principal import Principal
 from app.core.errors import Forbidden, ValidationFailed
+from app.core.inputs import UTCDatetime
 from app.modules.users.repository import SORT_COLUMNS, UserQuery
 
 UsersRead = Annotated[Principal, Depends(require_permission("user:read"))]
@@ -47,12 +47,6 @@ def parse_sort(value: str | None) -> list[tuple[str, bool]]:
     return result
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 async def include_deleted_allowed(
     principal: UsersRead,
     include_deleted: Annotated[
@@ -83,8 +77,8 @@ async def user_query(
     role: Annotated[
         str | None, Query(max_length=80, pattern=NO_NUL, description="Role name")
     ] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: UTCDatetime | None = None,
+    created_before: UTCDatetime | None = None,
     sort: Annotated[
         str | None,
         Query(
@@ -98,8 +92,8 @@ async def user_query(
         is_active=is_active,
         is_verified=is_verified,
         role=role,
-        created_after=_utc(created_after),
-        created_before=_utc(created_before),
+        created_after=created_after,
+        created_before=created_before,
         include_deleted=include_deleted,
         sort=parse_sort(sort),
     )

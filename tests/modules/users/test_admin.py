@@ -308,3 +308,19 @@ async def test_get_deleted_user_with_read_deleted(
     assert_problem(await admin_client.get(f"{API}/{user.id}"), 404)
     shown = await admin_client.get(f"{API}/{user.id}", params={"include_deleted": True})
     assert shown.status_code == 200 and shown.json()["deleted_at"]
+
+
+async def test_created_range_outside_utc_is_a_422_naming_the_parameter(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    # Found by fuzzing: valid ISO datetimes whose UTC instant lies outside datetime's range
+    # made the query's UTC conversion raise OverflowError, a 500.
+    for param, value in (
+        ("created_after", "0001-01-01T00:00:00+01:00"),
+        ("created_before", "9999-12-31T23:59:59-01:00"),
+    ):
+        body = assert_problem(await admin_client.get(API, params={param: value}), 422)
+        assert [e["field"] for e in body["errors"]] == [param], body
+    naive = await admin_client.get(API, params={"created_before": "9999-12-31T23:59:59"})
+    assert naive.status_code == 200, naive.text
+    assert naive.json()["total"] >= 1
