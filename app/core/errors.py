@@ -262,23 +262,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route of the application answers for this request's path."""
-    table: list[tuple[Any, frozenset[str]]] | None = getattr(
+    """Every method the resource at this request's path answers. A literal path (/users/me)
+    is its own resource, not an instance of a template it also fits (/users/{user_id})."""
+    table: list[tuple[Any, bool, frozenset[str]]] | None = getattr(
         request.app.state, "_allow_table", None
     )
     if table is None:
         table = [
-            (context.path_regex, frozenset(context.methods))
+            (context.path_regex, not context.param_convertors, frozenset(context.methods))
             for context in iter_route_contexts(request.app.routes)
             if getattr(context, "path_regex", None) is not None and context.methods
         ]
         request.app.state._allow_table = table
     path = get_route_path(request.scope)
-    methods: set[str] = set()
-    for regex, route_methods in table:
-        if regex.match(path):
-            methods |= route_methods
-    return ", ".join(sorted(methods))
+    matching = [(literal, methods) for regex, literal, methods in table if regex.match(path)]
+    if any(literal for literal, _ in matching):
+        matching = [(literal, methods) for literal, methods in matching if literal]
+    return ", ".join(sorted(set().union(*(methods for _, methods in matching))))
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:

@@ -87,3 +87,10 @@ async def test_every_status_answered_to_a_bad_token_is_documented(
         elif response.status_code >= 400:
             assert response.headers["content-type"] == PROBLEM, (method, path)
     assert not undocumented
+
+
+async def test_405_allow_of_a_literal_path_is_its_own(admin_client: httpx.AsyncClient) -> None:
+    # /users/me also fits /users/{user_id}; its Allow names only what /users/me documents.
+    response = await admin_client.request("OPTIONS", "/api/v1/users/me")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH"}
