@@ -3,10 +3,11 @@ sends is refused with a 422 naming the field, never passed on to fail in the dat
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 
 def to_utc(value: datetime) -> datetime:
@@ -21,7 +22,19 @@ def to_utc(value: datetime) -> datetime:
         raise ValueError("datetime out of range") from None
 
 
-UTCDatetime = Annotated[datetime, AfterValidator(to_utc)]
+def iso_only(value: object) -> object:
+    """A date-time is written as ISO 8601 text: pydantic would also read a bare number as a
+    Unix timestamp (`until=0.5` as 1970-01-01T00:00:00.5Z), which the schema does not allow."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
+        raise ValueError("must be an ISO 8601 date-time, such as 2026-01-31T12:00:00Z")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+UTCDatetime = Annotated[datetime, BeforeValidator(iso_only), AfterValidator(to_utc)]
 
 # No query text may carry a NUL character: PostgreSQL cannot compare text holding one (the
 # database error would be a 503), so `Query(pattern=NO_NUL)` makes it a 422 naming the parameter.
