@@ -10,7 +10,14 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.core.inputs import to_utc
 
@@ -60,15 +67,12 @@ class _PatientFields(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _clean(cls, value: Any) -> Any:
+    def _clean(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for fields that were sent (defaults are not validated), so leaving a
+        # NOT_NULL field out stays allowed, while sending null is a 422 naming that field.
+        if value is None and info.field_name in NOT_NULL:
+            raise ValueError("may not be null")
         return utc_datetime(no_nul(value))
-
-    @model_validator(mode="after")
-    def _no_null_for_required(self) -> _PatientFields:
-        for name in NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name, None) is None:
-                raise ValueError(f"{name} may not be null")
-        return self
 
 
 class PatientCreate(_PatientFields):
