@@ -39,3 +39,15 @@ UTCDatetime = Annotated[datetime, BeforeValidator(iso_only), AfterValidator(to_u
 # No query text may carry a NUL character: PostgreSQL cannot compare text holding one (the
 # database error would be a 503), so `Query(pattern=NO_NUL)` makes it a 422 naming the parameter.
 NO_NUL = r"^[^\x00]*$"
+
+
+def has_nul(value: object) -> bool:
+    """Whether a string, or any key or string of a parsed JSON document, holds a NUL character
+    (PostgreSQL cannot store one; SQLite would, so both refuse it alike)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False

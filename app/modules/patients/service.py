@@ -37,6 +37,7 @@ from app.authz.policies import (
 )
 from app.authz.principal import Principal
 from app.core.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.core.inputs import has_nul
 from app.core.runtime import Runtime
 from app.modules.audit.service import AuditService, diff
 from app.modules.patients.access_control import PATIENT_RESOURCE, RESOURCE
@@ -128,7 +129,7 @@ class PatientsService:
                 parsed = json.loads(query.filter_json)
             except ValueError:
                 raise ValidationFailed.for_field("filter", "filter must be a JSON object")
-            if _has_nul(parsed):
+            if has_nul(parsed):
                 raise ValidationFailed.for_field("filter", "filter may not contain NUL characters")
             conditions.append(plan.where(parsed, param="filter"))
         if query.q:
@@ -432,17 +433,6 @@ def _check_create(plan: AccessPlan, values: Mapping[str, Any]) -> dict[str, Any]
     the client did not send holds its column default (admission_status 'outpatient',
     public_consent false), not nothing."""
     return plan.check_create(values, defaults=row_of(PATIENT_RESOURCE, Patient(**values)))
-
-
-def _has_nul(value: Any) -> bool:
-    """Whether a parsed JSON document holds a NUL character in any key or string."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def _prefix_terms(plan: AccessPlan, q: str) -> list[ColumnElement[bool]]:

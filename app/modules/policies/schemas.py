@@ -8,23 +8,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.inputs import has_nul
+
 Action = Literal["read", "create", "update", "delete"]
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def no_nul(value: Any) -> Any:
     """No text of a policy may hold a NUL character (PostgreSQL cannot store it): a 422 naming
     the part at fault, never a database error."""
-    if _has_nul(value):
+    if has_nul(value):
         raise ValueError("may not contain NUL characters")
     return value
 

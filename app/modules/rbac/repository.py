@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
-    Select,
     String,
     Uuid,
     column,
@@ -19,11 +18,11 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.authz.holders import role_holder_ids
 from app.authz.models import (
     Group,
     GroupMember,
@@ -445,22 +444,9 @@ class RbacRepository:
 
     async def active_holders_of_role(self, role_name: str) -> set[uuid.UUID]:
         """Active, non-deleted users holding the role directly or through an active group."""
-        direct: Select[tuple[uuid.UUID]] = (
-            select(col(UserRole.user_id).label("user_id"))
-            .join(Role, col(Role.id) == col(UserRole.role_id))
-            .where(col(Role.name) == role_name)
-        )
-        via_group: Select[tuple[uuid.UUID]] = (
-            select(col(GroupMember.user_id).label("user_id"))
-            .join(Group, (col(Group.id) == col(GroupMember.group_id)) & col(Group.is_active))
-            .join(GroupRole, col(GroupRole.group_id) == col(GroupMember.group_id))
-            .join(Role, col(Role.id) == col(GroupRole.role_id))
-            .where(col(Role.name) == role_name)
-        )
-        holders = union(direct, via_group).subquery()
         rows = await self.session.scalars(
             select(_users.c.id).where(
-                _users.c.id.in_(select(holders.c.user_id)),
+                _users.c.id.in_(role_holder_ids(role_name)),
                 _users.c.is_active.is_(True),
                 _users.c.deleted_at.is_(None),
             )

@@ -11,21 +11,20 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     Table,
     bindparam,
     delete,
     func,
     or_,
     select,
-    union,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.authz.models import Group, GroupMember, GroupRole, Role, UserRole
+from app.authz.holders import role_holder_ids
+from app.authz.models import Group, GroupMember, Role, UserRole
 from app.modules.users.models import User
 
 _IDENTITY_COLUMNS = tuple(
@@ -334,22 +333,9 @@ class UserRepository:
 
     async def active_holders_of_role(self, role_name: str) -> set[uuid.UUID]:
         """Active, non-deleted users holding the role directly or through an active group."""
-        direct: Select[tuple[uuid.UUID]] = (
-            select(col(UserRole.user_id).label("user_id"))
-            .join(Role, col(Role.id) == col(UserRole.role_id))
-            .where(col(Role.name) == role_name)
-        )
-        via_group: Select[tuple[uuid.UUID]] = (
-            select(col(GroupMember.user_id).label("user_id"))
-            .join(Group, (col(Group.id) == col(GroupMember.group_id)) & col(Group.is_active))
-            .join(GroupRole, col(GroupRole.group_id) == col(GroupMember.group_id))
-            .join(Role, col(Role.id) == col(GroupRole.role_id))
-            .where(col(Role.name) == role_name)
-        )
-        holders = union(direct, via_group).subquery()
         rows = await self.session.scalars(
             select(col(User.id)).where(
-                col(User.id).in_(select(holders.c.user_id)),
+                col(User.id).in_(role_holder_ids(role_name)),
                 col(User.is_active),
                 col(User.deleted_at).is_(None),
             )
