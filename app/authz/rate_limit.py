@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.config import Settings
 from app.core.context import get_request_context
-from app.core.errors import RateLimited, problem_response
+from app.core.errors import RateLimited, app_error_response
 from app.core.runtime import Runtime
 from app.core.security import TokenError
 
@@ -62,14 +62,6 @@ class PrincipalRateLimitMiddleware:
             await runtime.limiter.hit(RATE_LIMIT_SCOPE, caller_key(scope, runtime))
         except RateLimited as exc:
             # Outside the exception handlers: answered here, exactly as they would answer it.
-            await problem_response(
-                None,
-                status=exc.status,
-                code=exc.code,
-                title=exc.title,
-                detail=exc.detail,
-                headers=exc.headers,
-                extra=exc.extra,
-            )(scope, receive, send)
+            await app_error_response(None, exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)

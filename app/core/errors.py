@@ -167,6 +167,12 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    return app_error_response(request, exc)
+
+
+def app_error_response(request: Request | None, exc: AppError) -> Response:
+    """The problem+json answer to a domain error (also for pure ASGI middleware, which runs
+    outside the exception handlers: request None)."""
     return problem_response(
         request,
         status=exc.status,
