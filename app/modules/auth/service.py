@@ -277,6 +277,7 @@ class AuthService:
         now = self.runtime.clock.now()
         if await self.sessions.revoke_session(auth_session.id, now=now, reason="refresh_reuse"):
             await bump_revocation_version(self.session, self.runtime.state, [auth_session.id])
+        owner = await self.users.get(auth_session.user_id)  # named in the trail (rare path)
         self.audit.record(
             "auth.refresh_reuse",
             "session",
@@ -284,6 +285,7 @@ class AuthService:
             details={"user_id": auth_session.user_id},
             outcome="failure",
             actor_id=auth_session.user_id,
+            actor_username=owner.username if owner is not None else None,
         )
         raise Unauthorized(
             "Refresh token reuse detected; the session has been revoked",

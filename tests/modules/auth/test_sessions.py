@@ -57,7 +57,7 @@ async def test_refresh_rotates_the_pair(
 async def test_reuse_revokes_the_whole_family(
     client: httpx.AsyncClient, factory: Factory, runtime: Any
 ) -> None:
-    _, first = await pair(client, factory)
+    owner, first = await pair(client, factory)
     second = (await refresh(client, first["refresh_token"])).json()
     reuse = await refresh(client, first["refresh_token"])
     assert_problem(reuse, 401, "refresh_token_reused")
@@ -70,6 +70,7 @@ async def test_reuse_revokes_the_whole_family(
             await session.scalars(select(AuditLog).where(AuditLog.action == "auth.refresh_reuse"))
         ).all()
         assert len(events) >= 1 and events[0].outcome == "failure"
+        assert events[0].actor_username == owner.username
         revoked = (await session.scalars(select(AuthSession))).all()
         assert [s.revoked_reason for s in revoked] == ["refresh_reuse"]
 
