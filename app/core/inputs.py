@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator
+
+T = TypeVar("T")
 
 
 def to_utc(value: datetime) -> datetime:
@@ -51,3 +53,15 @@ def has_nul(value: object) -> bool:
     if isinstance(value, list):
         return any(has_nul(v) for v in value)
     return False
+
+
+def refuse_nul(value: T) -> T:
+    """A 422 naming the field (pydantic turns the ValueError into one) for a value holding a NUL
+    character anywhere, never a database error."""
+    if has_nul(value):
+        raise ValueError("may not contain NUL characters")
+    return value
+
+
+# Text compared with or stored in a column.
+Text = Annotated[str, AfterValidator(refuse_nul)]

@@ -12,7 +12,7 @@ from app.authz.dependencies import require_permission
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
-from app.core.inputs import UTCDatetime
+from app.core.inputs import NO_NUL, UTCDatetime
 from app.core.pagination import Page, PageDep
 from app.core.routing import ModuleRouter
 from app.modules.audit.schemas import AuditLogPublic, Outcome
@@ -22,8 +22,6 @@ router = ModuleRouter(prefix="/audit-logs", tags=["audit"])
 routers = (router,)
 
 AuditRead = Annotated[Principal, Depends(require_permission("audit:read"))]
-# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
-NO_NUL = r"^[^\x00]*$"
 
 
 @router.get(

@@ -6,23 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-
-def no_nul(value: str | None) -> str | None:
-    """Text that reaches the database may not contain NUL characters: PostgreSQL cannot store
-    or compare them (SQLite would), so both backends answer a 422 naming the field."""
-    if value is not None and "\x00" in value:
-        raise ValueError("may not contain NUL characters")
-    return value
-
+from app.core.inputs import Text
 
 # Generous upper bounds: the password policy (PASSWORD_MAX_LENGTH) refuses long passwords
 # before they reach the hash; these only stop absurd payloads at the door.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-# Text compared with or stored in a column.
-Text = Annotated[str, AfterValidator(no_nul)]
 
 
 class RegisterRequest(BaseModel):

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.authz.permissions import is_valid_permission
+from app.core.inputs import Text
 from app.modules.navigation.models import NavModule, NavRoute
 
 MODULE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
 ROUTE_NAME_PATTERN = r"^[a-z][a-z0-9_.\-]{0,119}$"
 MAX_METADATA_BYTES = 8192
 ORDER_LIMIT = 1_000_000
-
-
-def _no_nul(value: str | None) -> str | None:
-    """Text may not contain NUL characters (PostgreSQL cannot store or compare them)."""
-    if value is not None and "\x00" in value:
-        raise ValueError("may not contain NUL characters")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _check_permission(value: str | None) -> str | None:

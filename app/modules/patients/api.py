@@ -15,6 +15,7 @@ from app.authz.dependencies import CurrentPrincipal, require_permission
 from app.authz.principal import Principal
 from app.core.database import SessionDep
 from app.core.errors import problem_responses
+from app.core.inputs import NO_NUL
 from app.core.pagination import PageDep
 from app.core.routing import ModuleRouter
 from app.core.runtime import RuntimeDep
@@ -39,8 +40,6 @@ PatientsRestore = Annotated[Principal, Depends(require_permission("patient:resto
 PatientsExport = Annotated[Principal, Depends(require_permission("patient:export"))]
 PatientsBreakGlass = Annotated[Principal, Depends(require_permission("patient:break_glass"))]
 
-# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
-NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 

@@ -19,21 +19,13 @@ from pydantic import (
     field_validator,
 )
 
-from app.core.inputs import to_utc
+from app.core.inputs import refuse_nul, to_utc
 
 # Columns that cannot be emptied: sending null for them is a 422, never a database error.
 NOT_NULL = ("mrn", "given_name", "family_name", "admission_status", "public_consent")
 
 AdmissionStatus = Literal["admitted", "outpatient", "discharged"]
 Sex = Literal["female", "male", "other", "unknown"]
-
-
-def no_nul(value: Any) -> Any:
-    """Text may not contain NUL characters (PostgreSQL cannot store them; SQLite would, so both
-    refuse them alike): a 422 naming the field, never a database error."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("may not contain NUL characters")
-    return value
 
 
 def utc_datetime(value: Any) -> Any:
@@ -72,7 +64,7 @@ class _PatientFields(BaseModel):
         # NOT_NULL field out stays allowed, while sending null is a 422 naming that field.
         if value is None and info.field_name in NOT_NULL:
             raise ValueError("may not be null")
-        return utc_datetime(no_nul(value))
+        return utc_datetime(refuse_nul(value))
 
 
 class PatientCreate(_PatientFields):
@@ -158,7 +150,7 @@ class BreakGlassRequest(BaseModel):
     def _clean(cls, value: str) -> str:
         if len(value.strip()) < 10:
             raise ValueError("the reason must say why (at least 10 characters)")
-        return str(no_nul(value))
+        return refuse_nul(value)
 
 
 class BreakGlassGrantPublic(BaseModel):

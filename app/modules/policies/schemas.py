@@ -8,17 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.core.inputs import has_nul
+from app.core.inputs import refuse_nul
 
 Action = Literal["read", "create", "update", "delete"]
-
-
-def no_nul(value: Any) -> Any:
-    """No text of a policy may hold a NUL character (PostgreSQL cannot store it): a 422 naming
-    the part at fault, never a database error."""
-    if has_nul(value):
-        raise ValueError("may not contain NUL characters")
-    return value
 
 
 class PolicyCreate(BaseModel):
@@ -34,7 +26,7 @@ class PolicyCreate(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     is_active: bool = True
 
-    _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(no_nul)
+    _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(refuse_nul)
 
 
 class PolicyUpdate(BaseModel):
@@ -52,7 +44,7 @@ class PolicyUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
 
-    _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(no_nul)
+    _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(refuse_nul)
 
 
 class PolicyPublic(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import Path, Query, Response, status
 
 from app.authz.dependencies import CurrentPrincipal
 from app.core.errors import problem_responses
+from app.core.inputs import NO_NUL
 from app.core.pagination import Page, PageDep
 from app.core.routing import ModuleRouter
 from app.modules.rbac import schemas
@@ -39,8 +40,6 @@ users = ModuleRouter(prefix="/users", tags=["groups"])
 _ERRORS = problem_responses(401, 403, 404, 409, 422)
 # Lists the guest may be granted: 401 for a guest without the permission or a bad token.
 _LIST_ERRORS = problem_responses(401, 403, 422)
-# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
-NO_NUL = r"^[^\x00]*$"
 
 
 # ---- permissions ------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.authz.permissions import is_valid_permission
+from app.core.inputs import Text
 
 ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
 
@@ -22,16 +23,6 @@ def _check_permission_name(value: str | None) -> str | None:
             "must be resource:action (lower-case letters, digits, _ or -; * as a wildcard)"
         )
     return value
-
-
-def _no_nul(value: str | None) -> str | None:
-    """Text may not contain NUL characters (PostgreSQL cannot store or compare them)."""
-    if value is not None and "\x00" in value:
-        raise ValueError("may not contain NUL characters")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _not_null(value: Any) -> Any:

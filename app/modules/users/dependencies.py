@@ -9,7 +9,7 @@ from fastapi import Depends, Query
 from app.authz.dependencies import require_permission
 from app.authz.principal import Principal
 from app.core.errors import Forbidden, ValidationFailed
-from app.core.inputs import UTCDatetime
+from app.core.inputs import NO_NUL, UTCDatetime
 from app.modules.users.repository import SORT_COLUMNS, UserQuery
 
 UsersRead = Annotated[Principal, Depends(require_permission("user:read"))]
@@ -21,8 +21,6 @@ ProfileUpdate = Annotated[Principal, Depends(require_permission("profile:update"
 
 READ_DELETED = "user:read_deleted"
 SORT_FIELDS = tuple(SORT_COLUMNS)
-# No query text may carry a NUL character (PostgreSQL refuses it): a 422 naming the parameter.
-NO_NUL = r"^[^\x00]*$"
 
 
 def parse_sort(value: str | None) -> list[tuple[str, bool]]:

@@ -19,6 +19,8 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.inputs import refuse_nul
+
 ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 200
@@ -46,14 +48,6 @@ def check_email(value: str) -> str:
         except EmailNotValidError as inner:
             raise ValueError(f"not a valid email address: {inner}") from None
         return value.lower()
-
-
-def _no_nul(value: str | None) -> str | None:
-    """Text may not contain NUL characters (PostgreSQL cannot store or compare them; SQLite
-    would, so both refuse them alike): a 422 naming the field, never a database error."""
-    if value is not None and "\x00" in value:
-        raise ValueError("may not contain NUL characters")
-    return value
 
 
 def _check_attributes(value: dict[str, str]) -> dict[str, str]:
@@ -85,12 +79,12 @@ Attributes = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_attribu
 PictureUrl = Annotated[str | None, AfterValidator(_check_url)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, pattern=USERNAME_PATTERN)]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(refuse_nul)
 ]
 FullName = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_no_nul)
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(refuse_nul)
 ]
-RoleName = Annotated[str, StringConstraints(max_length=80), AfterValidator(_no_nul)]
+RoleName = Annotated[str, StringConstraints(max_length=80), AfterValidator(refuse_nul)]
 
 
 class _Strict(BaseModel):
