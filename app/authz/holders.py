@@ -1,8 +1,10 @@
-"""Who holds a role: the users it is assigned to, directly or through an active group."""
+"""Who holds a role: the users it is assigned to, directly or through an active group, and the
+lock that serialises changes to it."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import Select, select, union
 from sqlmodel import col
@@ -27,3 +29,9 @@ def role_holder_ids(role_name: str) -> Select[tuple[uuid.UUID]]:
     )
     holders = union(direct, via_group).subquery()
     return select(holders.c.user_id)
+
+
+def role_lock(role_name: str) -> Select[Any]:
+    """SELECT ... FOR UPDATE of the role's row: run before a change that depends on who holds the
+    role, concurrent changes then run one at a time (PostgreSQL; SQLite serialises writers)."""
+    return select(col(Role.id)).where(col(Role.name) == role_name).with_for_update()

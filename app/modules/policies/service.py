@@ -200,9 +200,9 @@ class PoliciesService:
         # holds reveals nothing new.
         named: set[str] = set()
         if not any(r.row_filter is not None and _key(r.row_filter) == new_filter for r in mine):
-            named |= flt.referenced_fields(values.get("row_filter"))
+            named |= referenced_fields(values.get("row_filter"))
         if not any(r.check is not None and _key(r.check) == new_check for r in mine):
-            named |= flt.referenced_fields(values.get("check"))
+            named |= referenced_fields(values.get("check"))
         readable_everywhere: set[str] = set()
         for rule in mine:
             if rule.resource == spec.name and rule.action == "read" and rule.row_filter is None:

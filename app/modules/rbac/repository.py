@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.authz.holders import role_holder_ids
+from app.authz.holders import role_holder_ids, role_lock
 from app.authz.models import (
     Group,
     GroupMember,
@@ -435,12 +435,9 @@ class RbacRepository:
         return found is not None
 
     # ---- super-admin holders --------------------------------------------------------------
-    async def lock_role_named(self, name: str) -> None:
-        """Lock a role row until the end of the transaction (PostgreSQL; a no-op on SQLite,
-        whose writers are serialised anyway): concurrent demotions then run one at a time."""
-        await self.session.execute(
-            select(col(Role.id)).where(col(Role.name) == name).with_for_update()
-        )
+    async def lock_role(self, role_name: str) -> None:
+        """Serialise concurrent changes that depend on who holds `role_name` (PostgreSQL)."""
+        await self.session.execute(role_lock(role_name))
 
     async def active_holders_of_role(self, role_name: str) -> set[uuid.UUID]:
         """Active, non-deleted users holding the role directly or through an active group."""

@@ -737,7 +737,7 @@ class RbacService:
             )
         # Locks the super-admin role row (PostgreSQL): of two concurrent demotions, the second
         # sees the first's result.
-        await self.repository.lock_role_named(SUPERADMIN_ROLE)
+        await self.repository.lock_role(SUPERADMIN_ROLE)
         return True
 
     async def _ensure_superadmin_remains(self) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.authz.holders import role_holder_ids
+from app.authz.holders import role_holder_ids, role_lock
 from app.authz.models import Group, GroupMember, Role, UserRole
 from app.modules.users.models import User
 
@@ -275,9 +275,7 @@ class UserRepository:
 
     async def lock_role(self, role_name: str) -> None:
         """Serialise concurrent changes that depend on who holds `role_name` (PostgreSQL)."""
-        await self.session.execute(
-            select(col(Role.id)).where(col(Role.name) == role_name).with_for_update()
-        )
+        await self.session.execute(role_lock(role_name))
 
     async def role_names_for(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
         ids = list(user_ids)
