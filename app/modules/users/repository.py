@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     bindparam,
     delete,
@@ -278,31 +279,39 @@ class UserRepository:
         await self.session.execute(role_lock(role_name))
 
     async def role_names_for(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
-        ids = list(user_ids)
-        result: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
-        if not ids:
-            return result
-        rows = await self.session.execute(
-            select(col(UserRole.user_id), col(Role.name))
-            .join(Role, col(Role.id) == col(UserRole.role_id))
-            .where(col(UserRole.user_id).in_(ids))
-            .order_by(col(Role.name))
+        """Names of each user's directly assigned roles, sorted."""
+        return await self._names_by_user(
+            user_ids,
+            select(col(UserRole.user_id), col(Role.name)).join(
+                Role, col(Role.id) == col(UserRole.role_id)
+            ),
+            col(UserRole.user_id),
+            col(Role.name),
         )
-        for user_id, name in rows.tuples():
-            result[user_id].append(name)
-        return result
 
     async def group_names_for(self, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        """Names of the groups each user belongs to, sorted."""
+        return await self._names_by_user(
+            user_ids,
+            select(col(GroupMember.user_id), col(Group.name)).join(
+                Group, col(Group.id) == col(GroupMember.group_id)
+            ),
+            col(GroupMember.user_id),
+            col(Group.name),
+        )
+
+    async def _names_by_user(
+        self,
+        user_ids: Iterable[uuid.UUID],
+        pairs: Select[uuid.UUID, str],
+        user_column: Any,
+        name_column: Any,
+    ) -> dict[uuid.UUID, list[str]]:
         ids = list(user_ids)
         result: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
         if not ids:
             return result
-        rows = await self.session.execute(
-            select(col(GroupMember.user_id), col(Group.name))
-            .join(Group, col(Group.id) == col(GroupMember.group_id))
-            .where(col(GroupMember.user_id).in_(ids))
-            .order_by(col(Group.name))
-        )
+        rows = await self.session.execute(pairs.where(user_column.in_(ids)).order_by(name_column))
         for user_id, name in rows.tuples():
             result[user_id].append(name)
         return result
