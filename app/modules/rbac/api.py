@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Path, Query, Response, status
 
@@ -38,8 +39,27 @@ authz = ModuleRouter(prefix="/authz", tags=["authorization"])
 users = ModuleRouter(prefix="/users", tags=["groups"])
 
 _ERRORS = problem_responses(401, 403, 404, 409, 422)
+_F = TypeVar("_F", bound=Callable[..., Any])
 # Lists the guest may be granted: 401 for a guest without the permission or a bad token.
 _LIST_ERRORS = problem_responses(401, 403, 422)
+
+
+def _create(router: ModuleRouter, model: type[Any]) -> Callable[[_F], _F]:
+    """POST on the collection, answered with or without a trailing slash (the slash form is
+    left out of the schema): a 201 with `model`."""
+
+    def register(endpoint: _F) -> _F:
+        for path, documented in (("", True), ("/", False)):
+            router.post(
+                path,
+                response_model=model,
+                status_code=status.HTTP_201_CREATED,
+                responses=_ERRORS,
+                include_in_schema=documented,
+            )(endpoint)
+        return endpoint
+
+    return register
 
 
 # ---- permissions ------------------------------------------------------------------------
@@ -98,19 +118,7 @@ async def get_permission(
     return schemas.PermissionPublic.model_validate(await service.get_permission(permission_id))
 
 
-@permissions.post(
-    "",
-    response_model=schemas.PermissionPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=_ERRORS,
-)
-@permissions.post(
-    "/",
-    response_model=schemas.PermissionPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=_ERRORS,
-    include_in_schema=False,
-)
+@_create(permissions, schemas.PermissionPublic)
 async def create_permission(
     body: schemas.PermissionCreate, _: PermissionsCreate, service: RbacServiceDep
 ) -> schemas.PermissionPublic:
@@ -164,16 +172,7 @@ async def list_roles(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@roles.post(
-    "", response_model=schemas.RolePublic, status_code=status.HTTP_201_CREATED, responses=_ERRORS
-)
-@roles.post(
-    "/",
-    response_model=schemas.RolePublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=_ERRORS,
-    include_in_schema=False,
-)
+@_create(roles, schemas.RolePublic)
 async def create_role(
     body: schemas.RoleCreate, actor: RolesCreate, service: RbacServiceDep
 ) -> schemas.RolePublic:
@@ -282,16 +281,7 @@ async def list_groups(
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@groups.post(
-    "", response_model=schemas.GroupPublic, status_code=status.HTTP_201_CREATED, responses=_ERRORS
-)
-@groups.post(
-    "/",
-    response_model=schemas.GroupPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=_ERRORS,
-    include_in_schema=False,
-)
+@_create(groups, schemas.GroupPublic)
 async def create_group(
     body: schemas.GroupCreate, _: GroupsCreate, service: RbacServiceDep
 ) -> schemas.GroupPublic:
