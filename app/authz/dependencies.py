@@ -15,7 +15,8 @@ from fastapi import Depends, FastAPI
 from starlette.requests import HTTPConnection
 
 from app.authz.principal import Principal, PrincipalStore
-from app.core.context import get_request_context, set_actor
+from app.authz.rate_limit import RATE_LIMIT_SCOPE, address_key
+from app.core.context import set_actor
 from app.core.errors import Forbidden, Unauthorized
 from app.core.runtime import get_runtime
 from app.core.security import TokenError
@@ -146,9 +147,5 @@ async def rate_limit_principal(conn: HTTPConnection) -> None:
     if not limiter.enabled:
         return
     principal = await get_principal(conn)
-    if principal.user_id is not None:
-        key = f"user:{principal.user_id}"
-    else:
-        ctx = get_request_context()  # the client address, X-Forwarded-For already resolved
-        key = f"ip:{ctx.ip if ctx and ctx.ip else 'unknown'}"
-    await limiter.hit("api", key)
+    key = f"user:{principal.user_id}" if principal.user_id is not None else address_key()
+    await limiter.hit(RATE_LIMIT_SCOPE, key)

@@ -71,6 +71,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.core.inputs import to_utc
+
 if TYPE_CHECKING:
     from app.authz.principal import Principal
 
@@ -288,7 +290,7 @@ def _coerce(value: Any, spec: FieldSpec) -> Any:
         return date.fromisoformat(value)
     if t == "datetime":
         if isinstance(value, datetime):
-            return _to_utc(value)
+            return to_utc(value)
         if isinstance(value, date):
             return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if not isinstance(value, str):
@@ -300,16 +302,7 @@ def _coerce(value: Any, spec: FieldSpec) -> Any:
 
 
 def _coerce_datetime(text: str) -> datetime:
-    return _to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-def _to_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 lies past datetime.max in UTC
-        raise ValueError("datetime out of range") from None
+    return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def resolve_value(value: Any, spec: FieldSpec, variables: Variables) -> Any:

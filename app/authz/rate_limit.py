@@ -34,7 +34,12 @@ def caller_key(scope: Scope, runtime: Runtime) -> str:
                 except TokenError:
                     pass
             break
-    ctx = get_request_context()  # the client address, X-Forwarded-For already resolved
+    return address_key()
+
+
+def address_key() -> str:
+    """`ip:<client address>` (X-Forwarded-For already resolved by the request plumbing)."""
+    ctx = get_request_context()
     return f"ip:{ctx.ip if ctx and ctx.ip else 'unknown'}"
 
 

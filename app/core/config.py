@@ -172,8 +172,8 @@ class Settings(BaseSettings):
             if self.ENVIRONMENT in ("production", "staging"):
                 raise ValueError(
                     f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH}"
-                    " characters (not a placeholder, not a repeated pattern) in production (e.g. `python -c 'import secrets;"
-                    " print(secrets.token_urlsafe(48))'`)"
+                    " characters (not a placeholder, not a repeated pattern) in production"
+                    " (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
                 )
             if self.ENVIRONMENT == "test":
                 self.SECRET_KEY = secrets.token_urlsafe(48)

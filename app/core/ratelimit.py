@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 
-from limits import RateLimitItem, RateLimitItemPerSecond
+from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter as AsyncSlidingWindow
 from limits.storage import MemoryStorage
@@ -73,6 +73,3 @@ class RateLimiter:
 
 def _async_uri(redis_url: str) -> str:
     return redis_url if redis_url.startswith("async+") else "async+" + redis_url
-
-
-__all__ = ["RateLimitItem", "RateLimiter"]
