@@ -49,9 +49,16 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+ARGON2: dict[str, str] = {}  # --argon2-memory / --argon2-time; the defaults otherwise
+
+
+def bench_settings() -> Settings:
+    return Settings(_env_file=None, ENVIRONMENT="test", **ARGON2)  # type: ignore[call-arg,arg-type]
+
+
 def measure_verify_seconds(samples: int) -> tuple[float, Settings]:
     """Mean time of one Argon2id verify in one thread, default (production) parameters."""
-    settings = Settings(_env_file=None, ENVIRONMENT="test")  # type: ignore[call-arg]
+    settings = bench_settings()
     hasher = PasswordHasher(settings)
     hashed = hasher.hash_sync(PASSWORD)
     verify = hasher._hash.verify
@@ -68,7 +75,7 @@ def measure_parallel_rate(threads: int, samples: int) -> float:
     the machine's cores really scale the hash; argon2 releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    settings = Settings(_env_file=None, ENVIRONMENT="test")  # type: ignore[call-arg]
+    settings = bench_settings()
     hasher = PasswordHasher(settings)
     hashed = hasher.hash_sync(PASSWORD)
     with ThreadPoolExecutor(threads) as pool:
@@ -89,6 +96,7 @@ def start_server(
         "RATE_LIMIT_ENABLED": "false",
         "SUPERADMIN_PASSWORD": PASSWORD,
         "LOG_LEVEL": "WARNING",
+        **ARGON2,
         **(extra or {}),
     }
     return subprocess.Popen(
@@ -233,9 +241,15 @@ def main() -> None:
         help="run the server on this database instead of a temp SQLite file (e.g. an empty"
         " PostgreSQL database)",
     )
+    parser.add_argument("--argon2-memory", type=int, help="KiB (compare parameter sets)")
+    parser.add_argument("--argon2-time", type=int, help="passes (compare parameter sets)")
     args = parser.parse_args()
     global DATABASE_URL
     DATABASE_URL = args.database_url
+    if args.argon2_memory:
+        ARGON2["ARGON2_MEMORY_COST"] = str(args.argon2_memory)
+    if args.argon2_time:
+        ARGON2["ARGON2_TIME_COST"] = str(args.argon2_time)
 
     load1 = os.getloadavg()[0]
     if load1 > 0.5:

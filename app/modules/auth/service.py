@@ -270,7 +270,16 @@ class AuthService:
             await self._refresh_reuse(auth_session)
         auth_session.last_used_at = now
         auth_session.expires_at = now + timedelta(days=self.settings.REFRESH_TOKEN_EXPIRE_DAYS)
-        return await self._issue_pair(user.id, auth_session, now)
+        pair = await self._issue_pair(user.id, auth_session, now)
+        # A rotation is a mutation like any other: the trail shows each session's refreshes.
+        self.audit.record(
+            "auth.refresh",
+            "session",
+            auth_session.id,
+            actor_id=user.id,
+            actor_username=user.username,
+        )
+        return pair
 
     async def _refresh_reuse(self, auth_session: AuthSession) -> None:
         """A used refresh token came back: someone holds a copy. Revoke the whole family."""

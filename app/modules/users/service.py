@@ -312,6 +312,8 @@ class UsersService:
 
     async def unlock(self, principal: Principal, user_id: uuid.UUID) -> UserView:
         user = await self.get_or_404(user_id)
+        # Else an administrator could unlock a super-admin again and again and keep guessing.
+        await self._ensure_may_modify(principal, user)
         before = _snapshot(user)
         user.failed_login_count = 0
         user.locked_until = None

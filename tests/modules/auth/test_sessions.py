@@ -52,6 +52,14 @@ async def test_refresh_rotates_the_pair(
         assert token_digest(second["refresh_token"]) in hashes
     # The rotated-in token works once more.
     assert (await refresh(client, second["refresh_token"])).status_code == 200
+    # Each rotation is in the trail, under the session, with its owner as the actor.
+    async with runtime.session_factory() as session:
+        rotations = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "auth.refresh"))
+        ).all()
+    assert len(rotations) == 2
+    assert {r.resource_id for r in rotations} == {str(a.session_id)}
+    assert {r.actor_id for r in rotations} == {a.user_id}
 
 
 async def test_reuse_revokes_the_whole_family(

@@ -223,6 +223,8 @@ async def test_administrators_cannot_touch_superadmin_accounts(
     )
     assert_problem(await ac.patch(f"{url}/toggle-status"), 403, "superadmin_protected")
     assert_problem(await ac.delete(url), 403, "superadmin_protected")
+    # Unlocking too: else an administrator could keep guessing a super-admin's password.
+    assert_problem(await ac.post(f"{url}/unlock"), 403, "superadmin_protected")
     assert (await user_row(runtime, superadmin.id)).email == superadmin.email
 
 
