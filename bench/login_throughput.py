@@ -85,6 +85,36 @@ def measure_parallel_rate(threads: int, samples: int) -> float:
         return samples / (time.perf_counter() - start)
 
 
+def thread_cpu(pid: int) -> dict[int, float] | None:
+    """CPU seconds (user + system) of each thread of `pid`, from /proc (None off Linux)."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu: dict[int, float] = {}
+    for task in tasks.iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        cpu[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+
+def cpu_per_login(
+    pid: int, before: dict[int, float], after: dict[int, float], logins: float, hashers: int
+) -> tuple[float, float, float]:
+    """(event loop, hash workers, other threads) CPU milliseconds per login.
+
+    The event loop is the main thread; the hash workers are the `hashers` busiest other
+    threads (the password-hash pool); the rest are SQLite's connection threads and the like."""
+    spent = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    loop = spent.pop(pid, 0.0)
+    ranked = sorted(spent.values(), reverse=True)
+    hashing, other = sum(ranked[:hashers]), sum(ranked[hashers:])
+    return tuple(1000 * part / logins for part in (loop, hashing, other))  # type: ignore[return-value]
+
+
 def start_server(
     workdir: Path, port: int, extra: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -274,7 +304,9 @@ def main() -> None:
             body = json.dumps({"username": username, "password": PASSWORD})
             idle = asyncio.run(probe(base, token, args.idle_seconds, args.pause))
             # Throughput on its own (the probe's client would take CPU from the server) ...
+            cpu_before = thread_cpu(server.pid)
             rate, bad = login_load(base, body, args, workdir)
+            cpu_after = thread_cpu(server.pid)
             # ... then latency of /users/me while the same login load runs.
             rate2, bad2, loaded = asyncio.run(loaded_probe(base, token, body, args, workdir))
         finally:
@@ -310,6 +342,20 @@ def main() -> None:
     )
     print(f"logins: {rate:.1f}/s from {args.clients} clients ({bad} non-2xx)")
     print(f"login throughput / ceiling = {rate / ceiling:.2f}   (target >= 0.85)")
+    print(
+        f"  bound of this machine: {cores} threads doing nothing but verify reach"
+        f" {parallel / ceiling:.2f} of the ceiling ({parallel:.1f}/s)"
+    )
+    if cpu_before and cpu_after:
+        loop, hashing, other = cpu_per_login(
+            server.pid, cpu_before, cpu_after, rate * args.duration, cores
+        )
+        total = loop + hashing + other
+        print(
+            f"  CPU per login: {total:.1f} ms = hash {hashing:.1f} (one thread, idle machine:"
+            f" {verify_s * 1000:.1f}) + event loop {loop:.1f} + other threads {other:.1f};"
+            f" {cores} cores / {total:.1f} ms = {cores * 1000 / total:.1f} logins/s"
+        )
     print(f"  (with the /users/me probe running: {rate2:.1f}/s, {bad2} non-2xx)")
     print(
         f"/users/me p50 idle {percentile(idle, 50) * 1000:.2f} ms, under login load"
