@@ -74,6 +74,7 @@ def create_app(
             yield
         finally:
             await runtime.mailer.drain(grace_seconds=settings.SMTP_TIMEOUT_SECONDS)
+            await runtime.limiter.close()
             await runtime.state.stop()
             await runtime.engine.dispose()
             runtime.hasher.close()

@@ -43,7 +43,7 @@ PASSWORD = "Bench-Users-Me-Password-2024!"
 USERNAME = "bench_me"
 
 
-def bench_env(workdir: Path, rate_limit: str) -> dict[str, str]:
+def bench_env(workdir: Path, rate_limit: str, redis_url: str | None = None) -> dict[str, str]:
     env = {
         "ENVIRONMENT": "development",
         "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
@@ -61,6 +61,8 @@ def bench_env(workdir: Path, rate_limit: str) -> dict[str, str]:
         env["RATE_LIMIT_ENABLED"] = "true"
         env["RATE_LIMIT_REQUESTS"] = "1000000000"
         env["RATE_LIMIT_WINDOW"] = "1"  # keeps the moving window short (bounded memory)
+    if redis_url:
+        env["REDIS_URL"] = redis_url  # rate limits and shared state in Redis
     return env
 
 
@@ -126,6 +128,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="A B pairs")
     parser.add_argument("--rate-limit", choices=("high", "off", "default"), default="high")
+    parser.add_argument(
+        "--redis", metavar="URL", help="run with REDIS_URL (limits and shared state in Redis)"
+    )
     args = parser.parse_args()
 
     load = os.getloadavg()[0]
@@ -133,7 +138,7 @@ def main() -> None:
         print(f"note: load average {load:.1f} on {os.cpu_count()} CPUs; figures will be noisy")
 
     with tempfile.TemporaryDirectory(prefix="gatehouse-users-me-") as tmp:
-        env = bench_env(Path(tmp), args.rate_limit)
+        env = bench_env(Path(tmp), args.rate_limit, args.redis)
         settings = Settings(_env_file=None, **env)  # type: ignore[arg-type]
         migrate(settings.DATABASE_URL)
         asyncio.run(prepare_database(settings))
@@ -173,6 +178,7 @@ def main() -> None:
             print(
                 f"users/me bench: wrk -t2 -c{args.connections} -d{args.duration}s, 1 uvicorn "
                 f"worker (uvloop, httptools), SQLite, rate limit {args.rate_limit}"
+                + (f", Redis {args.redis}" if args.redis else "")
             )
             bare_rates, me_rates, plain_rates = [], [], []
             for round_ in range(args.rounds):
