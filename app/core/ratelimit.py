@@ -1,10 +1,11 @@
 """Rate limits with the `limits` library: in Redis when REDIS_URL is set, so every worker
 shares the counters, in process memory otherwise.
 
-Sliding window counter: two fixed-window counters per key, the previous one weighted by how
-much of it still overlaps the window. O(1) time and memory per key whatever the limit (a moving
-window keeps one entry per request: 600 per active user at the default limit), and exact for a
-burst from a standing start, which is what a client hitting the limit sees.
+Moving window: a request is admitted when fewer than the limit were admitted in the window
+before it, so no window of that length, wherever it starts, ever holds more. The library keeps
+one timestamp per admitted request and key (at most the limit, 600 at the default); a counter
+approximation (sliding window counter) would be O(1) but can admit a little over the limit in
+some windows, and the authentication limits are a guarantee against guessing.
 
 The in-memory case uses the library's synchronous storage and strategy on purpose: a hit is a
 few dictionary operations under a lock, with no await. Its asyncio storage schedules an expiry
@@ -32,9 +33,9 @@ import time
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter as AsyncSlidingWindow
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindow
 from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter as SlidingWindow
+from limits.strategies import MovingWindowRateLimiter as MovingWindow
 
 from app.core.config import Settings
 from app.core.errors import RateLimited
@@ -51,10 +52,10 @@ class RateLimiter:
     def __init__(self, settings: Settings, redis_url: str | None) -> None:
         self.enabled = settings.RATE_LIMIT_ENABLED
         # Always: the whole limit without Redis, this worker's share of it with Redis.
-        self.local = SlidingWindow(MemoryStorage())
-        self.shared: AsyncSlidingWindow | None = None
+        self.local = MovingWindow(MemoryStorage())
+        self.shared: AsyncMovingWindow | None = None
         if redis_url:
-            self.shared = AsyncSlidingWindow(
+            self.shared = AsyncMovingWindow(
                 RedisStorage(
                     _async_uri(redis_url),
                     implementation="redispy",
