@@ -9,10 +9,14 @@ Types
       One protected field of a resource. `type` is one of FIELD_TYPES:
       "string", "text", "integer", "number", "boolean", "date", "datetime", "enum", "uuid",
       "json". `column` names the table column when it differs from `name`.
-  ResourceSpec(name, model, fields, *, id_field="id", soft_delete=False, description=None)
+  ResourceSpec(name, model, fields, *, id_field="id", soft_delete=False, description=None,
+               emergency_access=None)
       A resource a module protects (declared in its access_control.py). `model` is the
       SQLModel table class. `.field(name)`, `.column(name)` (the table column),
-      `.field_names` (declaration order).
+      `.field_names` (declaration order). `emergency_access(session, principal, record_id,
+      now) -> bool`, if set, tells whether a grant of the module's own (patients: break-glass)
+      opens that whole record to that principal, outside the policies; the module's reads
+      apply it, record explanations report it.
   Variables(user_id, attributes, now)
       The values of `$user.id`, `$user.<attribute>` and `$now` for one request;
       `Variables.for_principal(principal, now)`.
@@ -59,7 +63,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -145,6 +149,10 @@ class FieldSpec:
         return OPERATORS_BY_TYPE[self.type]
 
 
+# (session, principal, record id, now) -> does a module's own grant open the whole record?
+EmergencyAccess = Callable[[Any, Any, Any, Any], Awaitable[bool]]
+
+
 @dataclass(frozen=True)
 class ResourceSpec:
     name: str
@@ -153,6 +161,7 @@ class ResourceSpec:
     id_field: str = "id"
     soft_delete: bool = False
     description: str | None = None
+    emergency_access: EmergencyAccess | None = field(default=None, compare=False, repr=False)
     _by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from app.authz.catalog import AccessControl, PermissionSpec, RoleTemplate, crud
 from app.authz.filters import FieldSpec, ResourceSpec
 from app.authz.policies import PolicySpec
+from app.modules.patients.emergency import active_break_glass
 from app.modules.patients.models import ADMISSION_STATUSES, Patient
 
 RESOURCE = "patient"
@@ -83,6 +84,7 @@ PATIENT_RESOURCE = ResourceSpec(
     ),
     soft_delete=True,
     description="Patient records",
+    emergency_access=active_break_glass,
 )
 assert set(PATIENT_RESOURCE.field_names) == set(PATIENT_FIELDS)
 

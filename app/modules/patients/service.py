@@ -41,6 +41,7 @@ from app.core.inputs import has_nul
 from app.core.runtime import Runtime
 from app.modules.audit.service import AuditService, diff
 from app.modules.patients.access_control import PATIENT_RESOURCE, RESOURCE
+from app.modules.patients.emergency import active_break_glass
 from app.modules.patients.models import BreakGlassGrant, Patient
 from app.modules.patients.repository import PatientRepository, Row, SortKey
 
@@ -410,22 +411,9 @@ class PatientsService:
         return grant, full.mask(row_of(PATIENT_RESOURCE, patient))
 
     async def _break_glass_active(self, patient_id: uuid.UUID) -> bool:
-        user_id = self.principal.user_id
-        if user_id is None or not self.principal.has("patient:break_glass"):
-            return False
-        grant = await self.repository.active_grant(user_id, patient_id, self.runtime.clock.now())
-        return grant is not None
-
-
-async def active_break_glass(
-    session: AsyncSession, principal: Principal, patient_id: uuid.UUID, now: datetime
-) -> bool:
-    """For other readers (record explain): does this principal hold a live break-glass grant on
-    the record? Honoured only while the principal still holds `patient:break_glass`."""
-    if principal.user_id is None or not principal.has("patient:break_glass"):
-        return False
-    grant = await PatientRepository(session).active_grant(principal.user_id, patient_id, now)
-    return grant is not None
+        return await active_break_glass(
+            self.session, self.principal, patient_id, self.runtime.clock.now()
+        )
 
 
 def _check_create(plan: AccessPlan, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -142,3 +142,9 @@ class RecordExplanation(BaseModel):
     policies: list[dict[str, Any]]
     admitting_policies: list[dict[str, Any]]
     fields: dict[str, dict[str, Any]]
+    emergency_access: bool = Field(
+        False,
+        description="A grant of the resource's module opens this whole record to the user,"
+        " outside the policies (patients: a live break-glass grant)",
+    )
+    note: str | None = None

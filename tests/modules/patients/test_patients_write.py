@@ -230,6 +230,36 @@ async def test_break_glass(
     assert missing.status_code == 404
 
 
+async def test_explain_record_reports_a_live_break_glass_grant(
+    staff: StaffClient,
+    make_patient: MakePatient,
+    admin_client: httpx.AsyncClient,
+    clock: Any,
+    runtime: Any,
+) -> None:
+    """Why may she read this record? The break-glass grant, while it lasts."""
+    user, doctor = await staff("doctor", department="cardiology")
+    p = await make_patient(department="oncology", diagnosis="dx-secret")
+    explain = "/api/v1/authz/explain-record"
+    params = {"user_id": str(user.id), "resource": "patient", "record_id": str(p["id"])}
+    before = (await admin_client.get(explain, params=params)).json()
+    assert before["admitted"] is False and before["emergency_access"] is False
+    assert before["fields"]["diagnosis"]["visible"] is False
+    reason = "Unconscious patient in ER, allergy check"
+    granted = await doctor.post(f"{URL}/{p['id']}/break-glass", json={"reason": reason})
+    assert granted.status_code == 201, granted.text
+    during = await admin_client.get(explain, params=params)
+    assert during.status_code == 200, during.text
+    body = during.json()
+    assert body["admitted"] is True and body["emergency_access"] is True
+    assert all(f["visible"] for f in body["fields"].values())
+    assert "break-glass" in body["note"]
+    assert body["admitting_policies"] == []  # no policy of hers admits it: the grant does
+    clock.advance(minutes=runtime.settings.BREAK_GLASS_MINUTES + 1)
+    after = (await admin_client.get(explain, params=params)).json()
+    assert after["admitted"] is False and after["emergency_access"] is False
+
+
 async def test_removing_a_policy_takes_effect_on_next_request(
     client: httpx.AsyncClient,
     make_patient: MakePatient,
