@@ -4,6 +4,7 @@ policies decide rows and cells (see service.py for the gates)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -50,22 +51,25 @@ def _json(content: Any, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-def _query(
-    *,
-    mrn: str | None,
-    family_name: str | None,
-    given_name: str | None,
-    sex: str | None,
-    department: str | None,
-    ward: str | None,
-    admission_status: str | None,
-    attending_clinician_id: str | None,
-    public_consent: str | None,
-    filter_json: str | None,
-    sort: str | None,
-    q: str | None,
-    fields: str | None,
+def record_filters(
+    mrn: Text = None,
+    family_name: Text = None,
+    given_name: Text = None,
+    sex: Text = None,
+    department: Text = None,
+    ward: Text = None,
+    admission_status: Text = None,
+    attending_clinician_id: Text = None,
+    public_consent: Text = None,
+    filter: Annotated[
+        str | None,
+        Query(pattern=NO_NUL, max_length=4000, description="JSON filter (policy filter language)"),
+    ] = None,
+    q: Annotated[
+        str | None, Query(pattern=NO_NUL, max_length=100, description="Search names and MRN")
+    ] = None,
 ) -> ListQuery:
+    """Which records: the same query parameters for the list, the export and the stats."""
     equals = {
         name: value
         for name, value in (
@@ -81,7 +85,11 @@ def _query(
         )
         if value is not None
     }
-    return ListQuery(equals=equals, filter_json=filter_json, sort=sort, q=q, fields=fields)
+    return ListQuery(equals=equals, filter_json=filter, q=q)
+
+
+RecordFilters = Annotated[ListQuery, Depends(record_filters)]
+Fields = Annotated[str | None, Query(pattern=NO_NUL, max_length=1000, examples=["given_name,ward"])]
 
 
 @router.get(
@@ -96,44 +104,13 @@ async def list_patients(
     session: SessionDep,
     runtime: RuntimeDep,
     page: PageDep,
-    mrn: Text = None,
-    family_name: Text = None,
-    given_name: Text = None,
-    sex: Text = None,
-    department: Text = None,
-    ward: Text = None,
-    admission_status: Text = None,
-    attending_clinician_id: Text = None,
-    public_consent: Text = None,
-    filter: Annotated[
-        str | None,
-        Query(pattern=NO_NUL, max_length=4000, description="JSON filter (policy filter language)"),
-    ] = None,
+    query: RecordFilters,
     sort: Annotated[
         str | None, Query(pattern=NO_NUL, max_length=200, examples=["family_name,-admitted_at"])
     ] = None,
-    q: Annotated[
-        str | None, Query(pattern=NO_NUL, max_length=100, description="Search names and MRN")
-    ] = None,
-    fields: Annotated[
-        str | None, Query(pattern=NO_NUL, max_length=1000, examples=["given_name,ward"])
-    ] = None,
+    fields: Fields = None,
 ) -> Response:
-    query = _query(
-        mrn=mrn,
-        family_name=family_name,
-        given_name=given_name,
-        sex=sex,
-        department=department,
-        ward=ward,
-        admission_status=admission_status,
-        attending_clinician_id=attending_clinician_id,
-        public_consent=public_consent,
-        filter_json=filter,
-        sort=sort,
-        q=q,
-        fields=fields,
-    )
+    query = replace(query, sort=sort, fields=fields)
     items, total, exact = await PatientsService(session, runtime, principal).search(
         query, limit=page.limit, offset=page.offset
     )
@@ -160,29 +137,11 @@ async def export_patients(
     principal: PatientsExport,
     session: SessionDep,
     runtime: RuntimeDep,
+    query: RecordFilters,
     format: Literal["csv"] = "csv",
-    ward: Text = None,
-    department: Text = None,
-    admission_status: Text = None,
-    filter: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL)] = None,
-    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
-    fields: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
+    fields: Fields = None,
 ) -> StreamingResponse:
-    query = _query(
-        mrn=None,
-        family_name=None,
-        given_name=None,
-        sex=None,
-        department=department,
-        ward=ward,
-        admission_status=admission_status,
-        attending_clinician_id=None,
-        public_consent=None,
-        filter_json=filter,
-        sort=None,
-        q=q,
-        fields=fields,
-    )
+    query = replace(query, fields=fields)
     _, chunks = await PatientsService(session, runtime, principal).prepare_export(query)
     return StreamingResponse(
         chunks,
@@ -202,27 +161,8 @@ async def patient_stats(
     session: SessionDep,
     runtime: RuntimeDep,
     group_by: Annotated[str, Query(max_length=80, examples=["ward"])],
-    ward: Text = None,
-    department: Text = None,
-    admission_status: Text = None,
-    filter: Annotated[str | None, Query(max_length=4000, pattern=NO_NUL)] = None,
-    q: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    query: RecordFilters,
 ) -> Response:
-    query = _query(
-        mrn=None,
-        family_name=None,
-        given_name=None,
-        sex=None,
-        department=department,
-        ward=ward,
-        admission_status=admission_status,
-        attending_clinician_id=None,
-        public_consent=None,
-        filter_json=filter,
-        sort=None,
-        q=q,
-        fields=None,
-    )
     return _json(await PatientsService(session, runtime, principal).stats(group_by, query))
 
 
