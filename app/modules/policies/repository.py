@@ -143,6 +143,8 @@ class PolicyRepository:
     async def get_record(self, resource: ResourceSpec, record_id: Any) -> Mapping[str, Any] | None:
         columns = [resource.id_column.label(resource.id_field)]
         columns += [resource.column(f.name).label(f.name) for f in resource.fields]
+        if resource.soft_delete:  # not a declared field: the explanation notes a deleted record
+            columns.append(resource.column("deleted_at").label("deleted_at"))
         row = (
             (await self.session.execute(select(*columns).where(resource.id_column == record_id)))
             .mappings()

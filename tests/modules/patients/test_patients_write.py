@@ -258,6 +258,10 @@ async def test_explain_record_reports_a_live_break_glass_grant(
     clock.advance(minutes=runtime.settings.BREAK_GLASS_MINUTES + 1)
     after = (await admin_client.get(explain, params=params)).json()
     assert after["admitted"] is False and after["emergency_access"] is False
+    assert after["note"] is None
+    assert (await admin_client.delete(f"{URL}/{p['id']}")).status_code == 204
+    deleted = (await admin_client.get(explain, params=params)).json()
+    assert deleted["note"] == "The record is soft-deleted"
 
 
 async def test_removing_a_policy_takes_effect_on_next_request(
