@@ -86,10 +86,11 @@ StartServer = Callable[..., Server]
 
 @pytest.fixture
 def start_server(settings: Settings) -> Iterator[StartServer]:
-    """`start_server(workers=2)` -> a ready Server; every one is killed at teardown."""
+    """`start_server(workers=2, SETTING="value", ...)` -> a ready Server (the keywords are
+    settings for its environment); every one is killed at teardown."""
     servers: list[Server] = []
 
-    def start(workers: int = 1) -> Server:
+    def start(workers: int = 1, **overrides: str) -> Server:
         port = free_port()
         process = subprocess.Popen(
             [
@@ -108,7 +109,7 @@ def start_server(settings: Settings) -> Iterator[StartServer]:
                 "warning",
             ],
             cwd=ROOT,
-            env=server_env(settings),
+            env={**server_env(settings), **overrides},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: workers are stopped with it
