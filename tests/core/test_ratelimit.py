@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.core.errors import RateLimited
-from app.core.ratelimit import FLUSH_SECONDS, RateLimiter
+from app.core.ratelimit import FLUSH_SECONDS, SWEEP_SECONDS, RateLimiter, SweepingMemoryStorage
 from tests.conftest import REDIS_URL, make_settings
 
 
@@ -120,3 +120,28 @@ async def test_without_redis_the_worker_holds_the_limit_alone() -> None:
     memory_only = limiter("unused", redis_url=None)
     assert await admitted(memory_only, 6) == 5
     await memory_only.flush()  # nothing to do
+
+
+async def test_memory_storage_sweeps_once_a_second() -> None:
+    """The library's 10 ms sweep is replaced (this fails if a limits upgrade renames the hook),
+    and expired entries still go, idle keys with them."""
+    from limits import RateLimitItemPerSecond
+
+    memory = limiter("unused", redis_url=None)
+    storage = memory.local.storage
+    assert isinstance(storage, SweepingMemoryStorage)
+    short = RateLimitItemPerSecond(2, 1)
+    memory.local.hit(short, "api", "user:1")
+    await asyncio.sleep(0.05)  # the constructor's first 10 ms timer has fired
+    memory.local.hit(short, "api", "user:2")
+    assert storage.timer.interval == SWEEP_SECONDS and storage.timer.daemon
+    idle = {k for k in storage.events if "user:1" in k or "user:2" in k}
+    assert len(idle) == 2
+    for _ in range(40):  # their entries expire after 1 s; a later sweep drops the idle keys
+        await asyncio.sleep(0.1)
+        memory.local.hit(short, "api", "user:3")  # traffic goes on (it schedules the sweeps)
+        if not idle & set(storage.events):
+            break
+    else:
+        raise AssertionError(f"idle keys were never swept: {list(storage.events)}")
+    assert memory.local.hit(short, "api", "user:1")  # the window is free again
