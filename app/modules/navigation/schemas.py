@@ -10,7 +10,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.authz.permissions import is_valid_permission
-from app.core.inputs import Text
+from app.core.inputs import Text, refuse_nul
 from app.modules.navigation.models import NavModule, NavRoute
 
 MODULE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
@@ -43,7 +43,7 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
         raise ValueError(f"must serialize to at most {MAX_METADATA_BYTES} bytes")
     if orjson.loads(encoded) != value:  # NaN / Infinity would be stored as null
         raise ValueError("must be storable JSON (no NaN or Infinity)")
-    return value
+    return refuse_nul(value)  # in a key or a string, at any depth: as every other text field
 
 
 def _not_null(value: Any) -> Any:

@@ -321,6 +321,8 @@ async def test_nul_characters_are_a_422_naming_the_field(
         ("post", "/routes", {**base, "icon": "\x00"}, "icon"),
         ("put", f"/routes/{route['id']}", {"label": "a\x00b"}, "label"),
         ("put", f"/routes/{route['id']}", {"path": "/\x00"}, "path"),
+        ("post", "/routes", {**base, "metadata": {"note": "a\x00b"}}, "metadata"),
+        ("put", f"/routes/{route['id']}", {"metadata": {"deep": [{"k\x00": 1}]}}, "metadata"),
     ]
     for method, path, body, field in cases:
         response = await getattr(su, method)(API + path, json=body)
