@@ -195,6 +195,12 @@ def _json_message(err: Mapping[str, Any]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+        # PUT /users/me: Starlette chose /users/{user_id}, the only route whose method fits,
+        # and "me" is no id. But /users/me is a resource of its own, which has no PUT.
+        literal, methods = _methods_at(request)
+        if literal and request.method not in methods:
+            return await _http_error(request, StarletteHTTPException(405))
     errors = [
         {
             # A body that is not JSON at all: FastAPI's loc is ("body", <character offset>),
@@ -270,6 +276,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> str:
     """Every method the resource at this request's path answers. A literal path (/users/me)
     is its own resource, not an instance of a template it also fits (/users/{user_id})."""
+    _, methods = _methods_at(request)
+    return ", ".join(sorted(methods))
+
+
+def _methods_at(request: Request) -> tuple[bool, frozenset[str]]:
+    """(whether a literal route has this request's path, the methods of its resource)."""
     table: list[tuple[Any, bool, frozenset[str]]] | None = getattr(
         request.app.state, "_allow_table", None
     )
@@ -282,9 +294,10 @@ def _allowed_methods(request: Request) -> str:
         request.app.state._allow_table = table
     path = get_route_path(request.scope)
     matching = [(literal, methods) for regex, literal, methods in table if regex.match(path)]
-    if any(literal for literal, _ in matching):
-        matching = [(literal, methods) for literal, methods in matching if literal]
-    return ", ".join(sorted(set().union(*(methods for _, methods in matching))))
+    literal = any(is_literal for is_literal, _ in matching)
+    if literal:
+        matching = [(is_literal, methods) for is_literal, methods in matching if is_literal]
+    return literal, frozenset().union(*(methods for _, methods in matching))
 
 
 async def _integrity_error(request: Request, exc: Exception) -> Response:

@@ -94,3 +94,22 @@ async def test_405_allow_of_a_literal_path_is_its_own(admin_client: httpx.AsyncC
     response = await admin_client.request("OPTIONS", "/api/v1/users/me")
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "PATCH"}
+
+
+async def test_a_literal_path_is_not_taken_for_an_id(admin_client: httpx.AsyncClient) -> None:
+    """PUT /users/me used to reach PUT /users/{user_id} and answer a 422 about the id "me":
+    /users/me is a resource of its own, without PUT, so a 405 naming what it answers."""
+    for method, path, allow in (
+        ("PUT", "/api/v1/users/me", {"GET", "PATCH"}),
+        ("DELETE", "/api/v1/users/me", {"GET", "PATCH"}),
+        ("GET", "/api/v1/users/bulk", {"POST"}),
+        ("DELETE", "/api/v1/patients/export", {"GET"}),
+    ):
+        response = await admin_client.request(method, path, json={})
+        assert response.status_code == 405, (method, path, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        assert set(response.headers["allow"].split(", ")) == allow, (method, path)
+    # an id that is no id, on a path no literal route has, is still a 422 naming it
+    response = await admin_client.put("/api/v1/users/not-an-id", json={})
+    assert response.status_code == 422
+    assert "user_id" in [e["field"] for e in response.json()["errors"]]
