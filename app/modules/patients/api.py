@@ -90,6 +90,9 @@ def record_filters(
 
 RecordFilters = Annotated[ListQuery, Depends(record_filters)]
 Fields = Annotated[str | None, Query(pattern=NO_NUL, max_length=1000, examples=["given_name,ward"])]
+Sort = Annotated[
+    str | None, Query(pattern=NO_NUL, max_length=200, examples=["family_name,-admitted_at"])
+]
 
 
 @router.get(
@@ -105,9 +108,7 @@ async def list_patients(
     runtime: RuntimeDep,
     page: PageDep,
     query: RecordFilters,
-    sort: Annotated[
-        str | None, Query(pattern=NO_NUL, max_length=200, examples=["family_name,-admitted_at"])
-    ] = None,
+    sort: Sort = None,
     fields: Fields = None,
 ) -> Response:
     query = replace(query, sort=sort, fields=fields)
@@ -139,9 +140,10 @@ async def export_patients(
     runtime: RuntimeDep,
     query: RecordFilters,
     format: Literal["csv"] = "csv",
+    sort: Sort = None,
     fields: Fields = None,
 ) -> StreamingResponse:
-    query = replace(query, fields=fields)
+    query = replace(query, sort=sort, fields=fields)
     _, chunks = await PatientsService(session, runtime, principal).prepare_export(query)
     return StreamingResponse(
         chunks,

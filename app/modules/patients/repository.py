@@ -178,6 +178,26 @@ class PatientRepository:
             if len(rows) < batch:
                 return
 
+    async def stream_ordered(
+        self,
+        columns: Sequence[ColumnElement[Any]],
+        conditions: Sequence[ColumnElement[bool]],
+        order: Sequence[SortKey],
+        batch: int = 1000,
+    ) -> AsyncIterator[list[Row]]:
+        """Every matching row in `order`, by batches from one server-side cursor: constant
+        memory, but the connection is held until the last row (keyset batches cannot follow
+        sort keys over masked columns)."""
+        statement = (
+            select(*columns)
+            .where(*conditions)
+            .order_by(*(key.clause(key.expression) for key in order))
+            .execution_options(yield_per=batch)
+        )
+        result = await self.session.stream(statement)
+        async for rows in result.mappings().partitions(batch):
+            yield [dict(r) for r in rows]
+
     # ---- plain table access (writes) --------------------------------------------------------
 
     async def get(self, patient_id: uuid.UUID, *, include_deleted: bool = False) -> Patient | None:

@@ -260,6 +260,7 @@ class PatientsService:
         plan = await self.read_plan()
         fields = self._fields(plan, query.fields)
         conditions = self._conditions(plan, query)
+        order = self._order(plan, query.sort) if query.sort else None
         names = [
             "id",
             *(fields or [n for n in PATIENT_RESOURCE.field_names if n in plan.readable_fields]),
@@ -269,9 +270,14 @@ class PatientsService:
             "patient.export",
             RESOURCE,
             None,
-            details={"fields": names, "filters": sorted(query.equals), "q": bool(query.q)},
+            details={
+                "fields": names,
+                "filters": sorted(query.equals),
+                "q": bool(query.q),
+                "sort": query.sort,
+            },
         )
-        return names, self._csv_chunks(plan, names, fields, columns, conditions)
+        return names, self._csv_chunks(plan, names, fields, columns, conditions, order)
 
     async def _csv_chunks(
         self,
@@ -280,6 +286,7 @@ class PatientsService:
         fields: list[str] | None,
         columns: list[Any],
         conditions: list[ColumnElement[bool]],
+        order: list[SortKey] | None,
     ) -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -287,7 +294,11 @@ class PatientsService:
         yield _drain(buffer)
         async with self.runtime.session_factory() as session:
             repository = PatientRepository(session)
-            async for batch in repository.stream(columns, conditions, batch=EXPORT_BATCH):
+            if order is None:
+                batches = repository.stream(columns, conditions, batch=EXPORT_BATCH)
+            else:
+                batches = repository.stream_ordered(columns, conditions, order, EXPORT_BATCH)
+            async for batch in batches:
                 for row in batch:
                     visible = plan.row_to_dict(row, fields)
                     writer.writerow([_csv_cell(visible.get(n)) for n in names])
