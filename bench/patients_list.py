@@ -19,7 +19,8 @@
    selects the doctor's department). Prints req/s and A/B (target >= 0.85). Counts the SQL
    statements of one warm request in-process (before_cursor_execute): expected 1.
 5. (b) Export (CSV, streamed) of every row the admin may see at --small rows and at --rows
-   rows: peak RSS growth of the server process during each export; prints the ratio.
+   rows: peak RSS growth of the server process during each export; prints the ratio. Then
+   the same sorted by name (a server-side cursor instead of keyset batches by id).
 """
 
 from __future__ import annotations
@@ -199,7 +200,9 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def export_peak(base: str, token: str, pid: int) -> tuple[int, int, int]:
+def export_peak(
+    base: str, token: str, pid: int, params: dict[str, str] | None = None
+) -> tuple[int, int, int]:
     """(rows, bytes, peak RSS growth in KiB) of one streamed export."""
     baseline = rss_kb(pid)
     peak = [baseline]
@@ -215,7 +218,11 @@ def export_peak(base: str, token: str, pid: int) -> tuple[int, int, int]:
     rows = size = 0
     try:
         with httpx.stream(
-            "GET", f"{base}{API}/export", headers={"Authorization": f"Bearer {token}"}, timeout=600
+            "GET",
+            f"{base}{API}/export",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
         ) as response:
             response.raise_for_status()
             for chunk in response.iter_bytes():
@@ -380,6 +387,12 @@ def main() -> None:
         )
         small_export = export_peak(small_base, side_tokens[0]["bench_admin"], small_proc.pid)
         large_export = export_peak(base, tokens["bench_admin"], proc.pid)
+        # Sorted: one server-side cursor instead of keyset batches by id.
+        by_name = {"sort": "family_name,given_name"}
+        small_sorted = export_peak(
+            small_base, side_tokens[0]["bench_admin"], small_proc.pid, by_name
+        )
+        large_sorted = export_peak(base, tokens["bench_admin"], proc.pid, by_name)
         small_proc.terminate()
         small_proc.wait(timeout=30)
 
@@ -402,6 +415,10 @@ def main() -> None:
         print(
             f"  RSS growth ratio large / small: {ratio:.2f} for {args.rows / args.small:.0f}x rows"
         )
+        for label, (rows, _, growth) in (("small", small_sorted), ("large", large_sorted)):
+            print(f"  {label:<6} {rows:>8,} rows sorted by name  peak RSS +{growth / 1024:.1f} MiB")
+        sorted_ratio = (large_sorted[2] or 1) / (small_sorted[2] or 1)
+        print(f"  sorted: RSS growth ratio large / small: {sorted_ratio:.2f}")
 
         doctor_url = f"{base}{API}?limit=50"
         plain_url = f"{base}{API}?limit=50&department=cardiology"
