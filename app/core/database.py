@@ -9,14 +9,14 @@ invalidations, sending mail) is queued with `after_commit()`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import uuid_utils
 from fastapi import Depends
 from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 from starlette.requests import Request
 
 from app.core.config import Settings
 from app.core.errors import AppError
-from app.core.sqlite_driver import sqlite_dbapi
+from app.core.sqlite_driver import OneCallConnection, sqlite_dbapi
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -193,3 +194,31 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # The request's unit of work. scope="function": the commit happens before the response is sent,
 # so a client never sees a success whose transaction then fails.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# A statement and its parameters whose result nobody reads: an INSERT, UPDATE or DELETE.
+Write = tuple[Executable, dict[str, Any]]
+
+
+async def execute_writes(session: AsyncSession, writes: Sequence[Write]) -> None:
+    """Runs `writes` in order on the session's transaction, in one pass through the async
+    bridge rather than one per statement (the login hot path).
+
+    On SQLite they are held and reach the database with the next statement or the commit, in
+    one worker-thread call (app/core/sqlite_driver.py): an error of theirs surfaces there, and
+    the transaction fails as a whole, as it would have at once."""
+    connection = await session.connection()
+    await connection.run_sync(_execute_writes, writes)
+
+
+def _execute_writes(connection: Connection, writes: Sequence[Write]) -> None:
+    adapted = connection.connection.dbapi_connection
+    held = adapted if isinstance(adapted, OneCallConnection) else None
+    if held is not None:
+        held.write_behind = True
+    try:
+        for statement, parameters in writes:
+            connection.execute(statement, parameters)
+    finally:
+        if held is not None:
+            held.write_behind = False

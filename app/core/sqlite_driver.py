@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 _Result = tuple[Any, int, int | None, list[Any]]
 
@@ -43,6 +44,35 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+
+
+_DEFERRABLE = ("INSERT", "UPDATE", "DELETE")
+
+
+def _deferrable(operation: str) -> bool:
+    head = operation.lstrip()[:6].upper()
+    return head in _DEFERRABLE and "RETURNING" not in operation.upper()
+
+
+def _run_pending(conn: sqlite3.Connection, pending: list[tuple[str, Any]]) -> None:
+    for operation, parameters in pending:
+        conn.execute(operation, parameters).close()
+
+
+def _run_after(
+    conn: sqlite3.Connection,
+    pending: list[tuple[str, Any]],
+    operation: str,
+    parameters: Any,
+    many: bool,
+) -> _Result:
+    _run_pending(conn, pending)
+    return _run(conn, operation, parameters, many)
+
+
+def _commit_after(conn: sqlite3.Connection, pending: list[tuple[str, Any]]) -> None:
+    _run_pending(conn, pending)
+    conn.commit()
 
 
 class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
@@ -89,11 +119,23 @@ class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     async def _call(self, operation: Any, parameters: Any, many: bool) -> None:
+        adapt: OneCallConnection = self._adapt_connection  # type: ignore[assignment]
+        if adapt.write_behind and not many and _deferrable(operation):
+            adapt.pending.append((operation, parameters))
+            self._description, self._rowcount, self._lastrowid = None, -1, None
+            self._rows = collections.deque()
+            return
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
-            result: _Result = await connection._execute(
-                _run, connection._conn, operation, parameters, many
-            )
+        async with adapt._execute_mutex:
+            if adapt.pending:
+                pending, adapt.pending = adapt.pending, []
+                result: _Result = await connection._execute(
+                    _run_after, connection._conn, pending, operation, parameters, many
+                )
+            else:
+                result = await connection._execute(
+                    _run, connection._conn, operation, parameters, many
+                )
         self._description, self._rowcount, self._lastrowid, rows = result
         self._rows = collections.deque(rows)
 
@@ -105,8 +147,13 @@ class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneCallConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("pending", "write_behind")
     _cursor_cls = OneCallCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.pending: list[tuple[str, Any]] = []
+        self.write_behind = False
 
     def _idle(self) -> bool:
         """Connected and outside a transaction (SQLite begins one only before a write)."""
@@ -116,10 +163,20 @@ class OneCallConnection(AsyncAdapt_aiosqlite_connection):
     # Outside a transaction there is nothing to commit or roll back: skipping the call saves a
     # round trip for every read-only request, and for the pool's reset after each commit.
     def commit(self) -> None:
-        if not self._idle():
+        self.write_behind = False
+        if self.pending:
+            pending, self.pending = self.pending, []
+            connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+            try:
+                await_(connection._execute(_commit_after, connection._conn, pending))
+            except Exception as error:
+                self._handle_exception(error)
+        elif not self._idle():
             super().commit()
 
     def rollback(self) -> None:
+        self.write_behind = False
+        self.pending = []
         if not self._idle():
             super().rollback()
 

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.database import new_id, utcnow
+from app.core.database import Write, new_id, utcnow
 from app.modules.audit.models import AuditLog
 
 _AUDIT_LOGS: Table = AuditLog.__table__  # type: ignore[attr-defined]
@@ -23,15 +23,14 @@ class AuditRepository:
     def add(self, entry: AuditLog) -> None:
         self.session.add(entry)
 
-    async def insert(self, values: dict[str, Any]) -> None:
-        """One audit row as a Core INSERT in the session's transaction."""
+    def insert_write(self, values: dict[str, Any]) -> Write:
+        """One audit row as a Core INSERT, for `execute_writes` in the session's transaction."""
         created = utcnow()
         # None values are left out, so they are stored as SQL NULL (as through the ORM), never
         # as a JSON 'null' in the JSON columns.
         row = {k: v for k, v in values.items() if v is not None}
         row.update(id=new_id(), created_at=created, updated_at=created)
-        # On the session's connection and transaction, past the ORM layer (a Core statement).
-        await (await self.session.connection()).execute(_INSERT, row)
+        return _INSERT, row
 
     async def get(self, entry_id: uuid.UUID) -> AuditLog | None:
         return await self.session.get(AuditLog, entry_id)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import get_request_context
+from app.core.database import Write
 from app.core.errors import NotFound, ValidationFailed
 from app.modules.audit.models import AuditLog
 from app.modules.audit.repository import AuditRepository
@@ -108,7 +109,7 @@ class AuditService:
         self.repository.add(entry)
         return entry
 
-    async def record_now(
+    def entry_write(
         self,
         action: str,
         resource_type: str,
@@ -119,10 +120,10 @@ class AuditService:
         outcome: str = "success",
         actor_id: uuid.UUID | None = None,
         actor_username: str | None = None,
-    ) -> None:
-        """Like `record` (same row, same transaction), written at once with one Core INSERT
-        instead of through the session's unit of work: for hot paths such as login."""
-        await self.repository.insert(
+    ) -> Write:
+        """The row `record` would add, as one Core INSERT for `execute_writes` in the same
+        transaction (no ORM unit of work): for hot paths such as login."""
+        return self.repository.insert_write(
             _entry_values(
                 action,
                 resource_type,

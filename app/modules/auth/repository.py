@@ -11,7 +11,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.core.database import new_id, utcnow
+from app.core.database import Write, new_id, utcnow
 from app.modules.auth.models import AuthSession, RefreshToken
 
 _SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
@@ -65,7 +65,7 @@ class SessionRepository:
         await self.session.flush()
         return auth_session
 
-    async def insert_session_with_token(
+    def new_session_writes(
         self,
         *,
         user_id: uuid.UUID,
@@ -74,41 +74,33 @@ class SessionRepository:
         ip: str | None,
         user_agent: str | None,
         token_hash: str,
-    ) -> uuid.UUID:
-        """A new session and its first refresh token as two Core INSERTs (the login hot path:
-        no ORM objects, no unit-of-work flush). Returns the session id."""
+    ) -> tuple[uuid.UUID, list[Write]]:
+        """A new session and its first refresh token as two Core INSERTs for `execute_writes`
+        (the login hot path: no ORM objects, no unit-of-work flush). Returns the session id."""
         session_id = new_id()
         created = utcnow()
-        # On the session's connection and transaction, past the ORM layer (Core statements).
-        conn = await self.session.connection()
-        await conn.execute(
-            _INSERT_SESSION,
-            {
-                "id": session_id,
-                "created_at": created,
-                "updated_at": created,
-                "user_id": user_id,
-                "expires_at": expires_at,
-                "last_used_at": now,
-                "revoked_at": None,
-                "revoked_reason": None,
-                "ip": ip,
-                "user_agent": user_agent,
-            },
-        )
-        await conn.execute(
-            _INSERT_REFRESH_TOKEN,
-            {
-                "id": new_id(),
-                "created_at": created,
-                "updated_at": created,
-                "session_id": session_id,
-                "token_hash": token_hash,
-                "expires_at": expires_at,
-                "used_at": None,
-            },
-        )
-        return session_id
+        session_row = {
+            "id": session_id,
+            "created_at": created,
+            "updated_at": created,
+            "user_id": user_id,
+            "expires_at": expires_at,
+            "last_used_at": now,
+            "revoked_at": None,
+            "revoked_reason": None,
+            "ip": ip,
+            "user_agent": user_agent,
+        }
+        token_row = {
+            "id": new_id(),
+            "created_at": created,
+            "updated_at": created,
+            "session_id": session_id,
+            "token_hash": token_hash,
+            "expires_at": expires_at,
+            "used_at": None,
+        }
+        return session_id, [(_INSERT_SESSION, session_row), (_INSERT_REFRESH_TOKEN, token_row)]
 
     async def get_session(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)

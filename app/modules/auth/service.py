@@ -23,7 +23,7 @@ from app.authz.versioning import bump_authz_version, bump_revocation_version
 from app.core.cache import SharedState
 from app.core.clock import Clock
 from app.core.context import get_request_context
-from app.core.database import after_commit
+from app.core.database import after_commit, execute_writes
 from app.core.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized
 from app.core.passwords import validate_password
 from app.core.runtime import Runtime
@@ -107,19 +107,6 @@ class AuthService:
 
         after_commit(self.session, send)
 
-    async def _open_session(self, user_id: uuid.UUID, now: datetime) -> dict[str, Any]:
-        ip, user_agent = _client()
-        refresh = opaque_token()
-        session_id = await self.sessions.insert_session_with_token(
-            user_id=user_id,
-            expires_at=now + timedelta(days=self.settings.REFRESH_TOKEN_EXPIRE_DAYS),
-            now=now,
-            ip=ip,
-            user_agent=user_agent,
-            token_hash=token_digest(refresh),
-        )
-        return self._pair(user_id, session_id, refresh, now)
-
     def _pair(
         self, user_id: uuid.UUID, session_id: uuid.UUID, refresh: str, now: datetime
     ) -> dict[str, Any]:
@@ -172,7 +159,7 @@ class AuthService:
         settings = self.settings
         now = self.runtime.clock.now()
         hasher = self.runtime.hasher
-        user = await self.users.get_by_login(login)
+        user = await self.users.get_login_account(login)
         too_long = len(password) > settings.PASSWORD_MAX_LENGTH
 
         if user is None:
@@ -219,19 +206,35 @@ class AuthService:
                 keep_changes=True,
             )
 
-        # Core statements on the request's transaction (no ORM unit of work on the hot path).
+        # One batch of Core statements on the request's transaction (no ORM unit of work on
+        # the hot path; on SQLite they reach the database with the commit, in one call).
         # A changed hash (new parameters, a bcrypt import) is upgraded here.
-        await self.users.record_login(user, now=now, password_hash=new_hash)
-        pair = await self._open_session(user.id, now)
-        await self.audit.record_now(
-            "auth.login",
-            "user",
-            user.id,
-            details={"rehashed": new_hash is not None},
-            actor_id=user.id,
-            actor_username=user.username,
+        ip, user_agent = _client()
+        refresh = opaque_token()
+        session_id, session_writes = self.sessions.new_session_writes(
+            user_id=user.id,
+            expires_at=now + timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS),
+            now=now,
+            ip=ip,
+            user_agent=user_agent,
+            token_hash=token_digest(refresh),
         )
-        return pair
+        await execute_writes(
+            self.session,
+            [
+                self.users.login_write(user, now=now, password_hash=new_hash),
+                *session_writes,
+                self.audit.entry_write(
+                    "auth.login",
+                    "user",
+                    user.id,
+                    details={"rehashed": new_hash is not None},
+                    actor_id=user.id,
+                    actor_username=user.username,
+                ),
+            ],
+        )
+        return self._pair(user.id, session_id, refresh, now)
 
     def _audit_failure(self, user_id: uuid.UUID | None, login: str, reason: str) -> None:
         self.audit.record(

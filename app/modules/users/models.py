@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,3 +35,18 @@ class User(TableBase, SoftDeleteMixin, table=True):
     locked_until: datetime | None = datetime_field()
     last_login_at: datetime | None = datetime_field()
     password_changed_at: datetime | None = datetime_field()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAccount:
+    """What a login reads of a user: the credentials and the state that admits or refuses it
+    (read with one Core SELECT of these columns, not as an ORM object: the login hot path)."""
+
+    id: uuid.UUID
+    username: str
+    password_hash: str | None
+    is_active: bool
+    is_verified: bool
+    locked_until: datetime | None
+    failed_login_count: int
+    lockout_count: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,8 @@ from sqlmodel import col
 
 from app.authz.holders import role_holder_ids, role_lock
 from app.authz.models import Group, GroupMember, Role, UserRole
-from app.modules.users.models import User
+from app.core.database import Write
+from app.modules.users.models import LoginAccount, User
 
 _IDENTITY_COLUMNS = tuple(
     col(c)
@@ -59,6 +60,13 @@ _BY_EMAIL = select(User).where(
 )
 # Parameters name the columns to set (last_login_at, counters, password_hash) besides b_user_id.
 _USERS: Table = User.__table__  # type: ignore[attr-defined]
+_LOGIN_ACCOUNT = select(*(_USERS.c[field.name] for field in fields(LoginAccount)))
+_ACCOUNT_BY_USERNAME = _LOGIN_ACCOUNT.where(
+    _USERS.c.username == bindparam("b_login"), _USERS.c.deleted_at.is_(None)
+)
+_ACCOUNT_BY_EMAIL = _LOGIN_ACCOUNT.where(
+    _USERS.c.email == bindparam("b_login"), _USERS.c.deleted_at.is_(None)
+)
 _RECORD_LOGIN = update(_USERS).where(_USERS.c.id == bindparam("b_user_id"))
 
 # Columns a list may be sorted by (the API's whitelist maps onto these).
@@ -146,22 +154,30 @@ class UserRepository:
         stmt = _BY_EMAIL if "@" in value else _BY_USERNAME
         return await self.session.scalar(stmt, {"b_login": value})
 
-    async def record_login(
+    async def get_login_account(self, login: str) -> LoginAccount | None:
+        """`get_by_login` for the login itself: only the columns it reads, as a plain value
+        (a Core SELECT: no ORM identity map or instance state on the hot path)."""
+        value = login.strip().lower()
+        stmt = _ACCOUNT_BY_EMAIL if "@" in value else _ACCOUNT_BY_USERNAME
+        row = (await (await self.session.connection()).execute(stmt, {"b_login": value})).first()
+        return None if row is None else LoginAccount(*row)
+
+    def login_write(
         self,
         user_id: uuid.UUID,
         *,
         now: datetime,
         password_hash: str | None = None,
         reset_counters: bool = True,
-    ) -> None:
-        """One Core UPDATE for a successful login (no ORM flush cycle on the hot path)."""
+    ) -> Write:
+        """The UPDATE of a successful login, for `execute_writes` (a Core statement: no ORM
+        flush cycle on the hot path)."""
         values: dict[str, Any] = {"b_user_id": user_id, "last_login_at": now}
         if reset_counters:
             values.update(failed_login_count=0, lockout_count=0, locked_until=None)
         if password_hash is not None:
             values["password_hash"] = password_hash
-        # On the session's connection and transaction, past the ORM layer (a Core statement).
-        await (await self.session.connection()).execute(_RECORD_LOGIN, values)
+        return _RECORD_LOGIN, values
 
     async def count_failed_login(self, user_id: uuid.UUID) -> tuple[int, int]:
         """Add one to the user's failed-login counter in the database itself (parallel wrong

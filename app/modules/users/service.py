@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.authz.delegation import DelegationDenied, ensure_can_grant_roles
 from app.authz.principal import SUPERADMIN_ROLE, Identity, Principal
 from app.authz.versioning import bump_authz_version
+from app.core.database import Write
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from app.core.passwords import validate_password
 from app.core.runtime import Runtime
 from app.modules.audit.service import AuditLog, AuditService, diff
 from app.modules.auth.service import revoke_user_sessions
-from app.modules.users.models import User
+from app.modules.users.models import LoginAccount, User
 from app.modules.users.repository import (
     DuplicateValues,
     UserQuery,
@@ -117,12 +118,15 @@ class UsersService:
     async def get_by_login(self, login: str) -> User | None:
         return await self.repository.get_by_login(login)
 
-    async def record_login(
-        self, user: User, *, now: datetime, password_hash: str | None = None
-    ) -> None:
-        """Persist a successful login: last_login_at, counters reset (only written when set),
-        an upgraded hash. The loaded `user` object is left as it was read."""
-        await self.repository.record_login(
+    async def get_login_account(self, login: str) -> LoginAccount | None:
+        return await self.repository.get_login_account(login)
+
+    def login_write(
+        self, user: LoginAccount, *, now: datetime, password_hash: str | None = None
+    ) -> Write:
+        """A successful login's UPDATE: last_login_at, counters reset (only written when set),
+        an upgraded hash."""
+        return self.repository.login_write(
             user.id,
             now=now,
             password_hash=password_hash,
@@ -131,11 +135,11 @@ class UsersService:
             ),
         )
 
-    async def count_failed_login(self, user: User) -> tuple[int, int]:
+    async def count_failed_login(self, user: LoginAccount) -> tuple[int, int]:
         """(failed_login_count, lockout_count) after counting one more failure, atomically."""
         return await self.repository.count_failed_login(user.id)
 
-    async def lock_out(self, user: User, *, threshold: int, until: datetime) -> bool:
+    async def lock_out(self, user: LoginAccount, *, threshold: int, until: datetime) -> bool:
         """True when this call locked the account (never twice for one run of failures)."""
         return await self.repository.lock_out(user.id, threshold=threshold, until=until)
 
