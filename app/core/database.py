@@ -206,7 +206,8 @@ async def execute_writes(session: AsyncSession, writes: Sequence[Write]) -> None
 
     On SQLite they are held and reach the database with the next statement or the commit, in
     one worker-thread call (app/core/sqlite_driver.py): an error of theirs surfaces there, and
-    the transaction fails as a whole, as it would have at once."""
+    the transaction fails as a whole, as it would have at once. Core statements only: their row
+    counts are not known there (an ORM flush checks them)."""
     connection = await session.connection()
     await connection.run_sync(_execute_writes, writes)
 

@@ -10,6 +10,13 @@ This adapter keeps SQLAlchemy's aiosqlite dialect and connection, and swaps only
 cursor: the worker opens a cursor, executes, fetches every row and closes it in one call, and
 the event loop reads the results from memory. Server-side (streaming) cursors are unchanged.
 It is passed to SQLAlchemy as the dialect's DB-API module (`create_async_engine(module=...)`).
+
+Write-behind: while a connection's `write_behind` is set (by `app.core.database.execute_writes`,
+around statements whose results nobody reads), an INSERT, UPDATE or DELETE without RETURNING is
+held instead of sent. Held statements go out, in order, in the same worker call as the next
+statement or the commit; a rollback drops them. A login's four writes and its commit are then one
+round trip instead of five. Their row counts are unknown (-1), which is why only callers that read
+none may hold them (not the ORM's flush, which checks the count of each UPDATE).
 """
 
 from __future__ import annotations
@@ -50,11 +57,14 @@ _DEFERRABLE = ("INSERT", "UPDATE", "DELETE")
 
 
 def _deferrable(operation: str) -> bool:
+    """A write whose only result is its row count (anything else is sent at once)."""
     head = operation.lstrip()[:6].upper()
     return head in _DEFERRABLE and "RETURNING" not in operation.upper()
 
 
 def _run_pending(conn: sqlite3.Connection, pending: list[tuple[str, Any]]) -> None:
+    """On the worker thread: the held writes, in order. The first that fails raises, and the
+    transaction is left to the caller's rollback, as if it had failed when it was written."""
     for operation, parameters in pending:
         conn.execute(operation, parameters).close()
 

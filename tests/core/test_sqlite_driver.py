@@ -6,10 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import create_null_pool_engine
+from app.core.database import create_null_pool_engine, execute_writes
 from app.core.sqlite_driver import OneCallCursor
 
 metadata = MetaData()
@@ -86,3 +98,108 @@ async def test_rollback_discards_and_idle_commit_costs_no_round_trip(
         await conn.rollback()
         assert calls == ["_run", "rollback"]
         assert (await conn.execute(select(things))).all() == []
+
+
+# ---- write-behind (execute_writes) -------------------------------------------------------------
+
+
+@pytest.fixture
+def worker_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the functions each aiosqlite worker-thread call ran, in order (closing the
+    connection, which this NullPool engine does on release, is left out)."""
+    import aiosqlite
+
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        name = getattr(fn, "__name__", repr(fn))
+        if name != "close":
+            calls.append(name)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return calls
+
+
+async def test_held_writes_reach_the_database_with_the_commit_in_one_call(
+    engine,  # type: ignore[no-untyped-def]
+    worker_calls: list[str],
+) -> None:
+    async with AsyncSession(engine) as session:
+        await session.connection()
+        worker_calls.clear()
+        await execute_writes(
+            session,
+            [
+                (insert(things), {"name": "a"}),
+                (insert(things), {"name": "b"}),
+                (update(things).where(things.c.name == "a"), {"name": "a!"}),
+            ],
+        )
+        assert worker_calls == []  # nothing sent yet
+        await session.commit()
+        assert worker_calls == ["_commit_after"]
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(things.c.name).order_by(things.c.id))).scalars()
+        assert names.all() == ["a!", "b"]
+
+
+async def test_a_read_after_held_writes_sees_them_in_the_same_call(
+    engine,  # type: ignore[no-untyped-def]
+    worker_calls: list[str],
+) -> None:
+    async with AsyncSession(engine) as session:
+        await session.connection()
+        worker_calls.clear()
+        await execute_writes(session, [(insert(things), {"name": "seen"})])
+        count = await session.scalar(select(func.count()).select_from(things))
+        assert count == 1
+        assert worker_calls == ["_run_after"]
+        await session.rollback()  # the held write had gone out with the read: undone here
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(things))).all() == []
+
+
+async def test_an_error_in_a_held_write_fails_the_commit_and_keeps_nothing(
+    engine,  # type: ignore[no-untyped-def]
+) -> None:
+    async with AsyncSession(engine) as session:
+        await execute_writes(
+            session, [(insert(things), {"name": "twice"}), (insert(things), {"name": "twice"})]
+        )
+        with pytest.raises(IntegrityError):
+            await session.commit()
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(things))).all() == []
+
+
+async def test_rollback_drops_held_writes_without_a_call(
+    engine,  # type: ignore[no-untyped-def]
+    worker_calls: list[str],
+) -> None:
+    async with AsyncSession(engine) as session:
+        await session.connection()
+        worker_calls.clear()
+        await execute_writes(session, [(insert(things), {"name": "dropped"})])
+        await session.rollback()
+        assert worker_calls == []
+        await session.commit()
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(things))).all() == []
+
+
+async def test_writes_outside_execute_writes_are_sent_at_once(
+    engine,  # type: ignore[no-untyped-def]
+    worker_calls: list[str],
+) -> None:
+    async with AsyncSession(engine) as session:
+        await execute_writes(session, [(insert(things), {"name": "held"})])
+        worker_calls.clear()
+        # The block is over: a write of its own goes out at once, the held one before it.
+        await session.execute(insert(things), {"name": "direct"})
+        assert worker_calls == ["_run_after"]
+        await session.commit()
+        assert worker_calls == ["_run_after", "commit"]
+    async with engine.connect() as conn:
+        assert len((await conn.execute(select(things))).all()) == 2
