@@ -11,6 +11,10 @@ process keeps the principals it has built and the set of revoked sessions in mem
   safety net for a missed message or a reconnect.
 * Without Redis, processes sharing one database poll the counters every
   STATE_POLL_INTERVAL_SECONDS, so a change is seen everywhere within that interval.
+
+The revoked-session set only needs sessions that have not expired (an access token never
+outlives its session). Revocations arrive one by one and would otherwise only accumulate, so
+the set is re-read from the database every REVOKED_REFRESH_SECONDS, which drops expired ones.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +31,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 logger = logging.getLogger("gatehouse.state")
+
+# How often the revoked-session set is re-read in full, dropping sessions that have expired.
+REVOKED_REFRESH_SECONDS = 600.0
 
 
 @dataclass
@@ -50,6 +58,10 @@ class SharedState:
         self.revocation_version = -1
         self._principals: dict[Any, Any] = {}
         self._revoked: set[uuid.UUID] = set()
+        # While the set is being re-read: revocations applied meanwhile, which the database
+        # snapshot being read may predate (they are kept across the swap).
+        self._revoked_during_read: set[uuid.UUID] | None = None
+        self._revoked_read_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
 
@@ -82,6 +94,8 @@ class SharedState:
 
     def _apply_revocations(self, version: int, session_ids: list[uuid.UUID]) -> None:
         self._revoked.update(session_ids)
+        if self._revoked_during_read is not None:
+            self._revoked_during_read.update(session_ids)
         self.revocation_version = max(version, self.revocation_version)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -109,11 +123,24 @@ class SharedState:
         assert self.sources is not None
         authz_version, revocation_version = await self.sources.read_versions()
         if revocation_version != self.revocation_version:
-            self._revoked = await self.sources.read_revoked_sessions()
-            self.revocation_version = revocation_version
+            await self.reread_revoked()
+            self.revocation_version = max(revocation_version, self.revocation_version)
         if authz_version != self.authz_version:
             self.authz_version = authz_version
             self._principals.clear()
+
+    async def reread_revoked(self) -> None:
+        """Replace the revoked set with the database's (unexpired sessions only), keeping any
+        revocation applied while the read was in flight."""
+        assert self.sources is not None
+        applied: set[uuid.UUID] = set()
+        self._revoked_during_read = applied
+        try:
+            fresh = await self.sources.read_revoked_sessions()
+        finally:
+            self._revoked_during_read = None
+        self._revoked = fresh | applied
+        self._revoked_read_at = time.monotonic()
 
     async def ping_redis(self) -> bool:
         if self.redis is None:
@@ -133,6 +160,8 @@ class SharedState:
             await asyncio.sleep(self._poll_interval)
             try:
                 await self.resync()
+                if time.monotonic() - self._revoked_read_at >= REVOKED_REFRESH_SECONDS:
+                    await self.reread_revoked()
             except Exception:
                 logger.warning("state poll failed", exc_info=True)
 
