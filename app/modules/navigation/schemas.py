@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.authz.permissions import is_valid_permission
 from app.core.inputs import Text, refuse_nul
@@ -67,7 +67,7 @@ class ModuleCreate(BaseModel):
     icon: Text | None = Field(default=None, max_length=80)
     order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     description: Text | None = Field(default=None, max_length=500)
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class ModuleUpdate(BaseModel):
@@ -78,7 +78,7 @@ class ModuleUpdate(BaseModel):
     icon: Text | None = Field(default=None, max_length=80)
     order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     description: Text | None = Field(default=None, max_length=500)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     _required = field_validator("name", "label", "order", "is_active")(_not_null)
 
@@ -111,8 +111,8 @@ class RouteCreate(BaseModel):
     module_id: uuid.UUID
     parent_id: uuid.UUID | None = None
     required_permission: str | None = Field(default=None, max_length=161)
-    show_in_sidebar: bool = True
-    is_active: bool = True
+    show_in_sidebar: StrictBool = True
+    is_active: StrictBool = True
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     _permission = field_validator("required_permission")(_check_permission)
@@ -131,8 +131,8 @@ class RouteUpdate(BaseModel):
     module_id: uuid.UUID | None = None
     parent_id: uuid.UUID | None = None
     required_permission: str | None = Field(default=None, max_length=161)
-    show_in_sidebar: bool | None = None
-    is_active: bool | None = None
+    show_in_sidebar: StrictBool | None = None
+    is_active: StrictBool | None = None
     metadata: dict[str, Any] | None = None
 
     _required = field_validator(

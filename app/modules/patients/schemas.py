@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
 )
@@ -74,7 +75,7 @@ class PatientCreate(_PatientFields):
     given_name: str = Field(min_length=1, max_length=100)
     family_name: str = Field(min_length=1, max_length=100)
     admission_status: AdmissionStatus | None = None
-    public_consent: bool | None = None
+    public_consent: StrictBool | None = None
 
 
 class PatientUpdate(_PatientFields):
@@ -84,7 +85,7 @@ class PatientUpdate(_PatientFields):
     given_name: str | None = Field(default=None, min_length=1, max_length=100)
     family_name: str | None = Field(default=None, min_length=1, max_length=100)
     admission_status: AdmissionStatus | None = None
-    public_consent: bool | None = None
+    public_consent: StrictBool | None = None
 
 
 class PatientPublic(BaseModel):

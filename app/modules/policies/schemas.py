@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.core.inputs import refuse_nul
 
@@ -24,7 +24,7 @@ class PolicyCreate(BaseModel):
     presets: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=500)
-    is_active: bool = True
+    is_active: StrictBool = True
 
     _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(refuse_nul)
 
@@ -42,7 +42,7 @@ class PolicyUpdate(BaseModel):
     presets: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=500)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     _no_nul = field_validator("fields", "row_filter", "presets", "check", "description")(refuse_nul)
 

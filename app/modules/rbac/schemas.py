@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.authz.permissions import is_valid_permission
 from app.core.inputs import Text
@@ -155,7 +155,7 @@ class RoleEffectivePermissions(BaseModel):
 class GroupCreate(_Strict):
     name: Text = Field(min_length=1, max_length=80)
     description: Text | None = Field(default=None, max_length=500)
-    is_active: bool = True
+    is_active: StrictBool = True
 
     _name = field_validator("name")(_group_name)
 
@@ -163,7 +163,7 @@ class GroupCreate(_Strict):
 class GroupUpdate(_Strict):
     name: Text | None = Field(default=None, min_length=1, max_length=80)
     description: Text | None = Field(default=None, max_length=500)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     _required = field_validator("name", "is_active", mode="before")(_not_null)
     _name = field_validator("name")(_group_name)

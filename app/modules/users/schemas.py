@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     StringConstraints,
     ValidationInfo,
@@ -112,8 +113,8 @@ class UserCreate(_Strict):
     nickname: Name | None = None
     picture_url: PictureUrl = None
     roles: list[RoleName] | None = Field(default=None, max_length=50)
-    is_active: bool = True
-    is_verified: bool = False
+    is_active: StrictBool = True
+    is_verified: StrictBool = False
     attributes: Attributes = Field(default_factory=dict)
 
 
@@ -127,8 +128,8 @@ class UserUpdate(_Strict):
     family_name: Name | None = None
     nickname: Name | None = None
     picture_url: PictureUrl = None
-    is_active: bool | None = None
-    is_verified: bool | None = None
+    is_active: StrictBool | None = None
+    is_verified: StrictBool | None = None
     attributes: Attributes | None = None
 
     @field_validator("username", "email", "is_active", "is_verified", "attributes")
@@ -149,8 +150,8 @@ class UserReplace(_Strict):
     family_name: Name | None = None
     nickname: Name | None = None
     picture_url: PictureUrl = None
-    is_active: bool = True
-    is_verified: bool = False
+    is_active: StrictBool = True
+    is_verified: StrictBool = False
     attributes: Attributes = Field(default_factory=dict)
 
 
@@ -209,7 +210,7 @@ class BulkRequest(_Strict):
     action: BulkAction
     user_ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
     role_id: uuid.UUID | None = Field(default=None, validate_default=True)
-    atomic: bool = False
+    atomic: StrictBool = False
 
     @field_validator("role_id")
     @classmethod
