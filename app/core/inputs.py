@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 T = TypeVar("T")
 
@@ -65,3 +65,31 @@ def refuse_nul(value: T) -> T:
 
 # Text compared with or stored in a column.
 Text = Annotated[str, AfterValidator(refuse_nul)]
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """The field's JSON schema as its plain type: no null branch, no "default": null."""
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        kept = [branch for branch in branches if branch.get("type") != "null"]
+        if len(kept) == 1:
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    schema.pop("default", None)
+
+
+def refuse_null(value: T) -> T:
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
+# An update field that may be left out (the stored value is kept) but not cleared: an explicit
+# null is a 422 naming the field, and the schema shows the plain type, without null.
+# Defaults are not validated, so `field: Omittable[str] = None` still means "not sent".
+Omittable = Annotated[
+    T | None,
+    BeforeValidator(refuse_null),
+    Field(json_schema_extra=_without_null),
+]

@@ -113,3 +113,62 @@ async def test_a_literal_path_is_not_taken_for_an_id(admin_client: httpx.AsyncCl
     response = await admin_client.put("/api/v1/users/not-an-id", json={})
     assert response.status_code == 422
     assert "user_id" in [e["field"] for e in response.json()["errors"]]
+
+
+# Update fields that may be left out but not cleared: the API answers null with a 422, so the
+# schema must not offer null (a client generated from it would send one).
+NOT_CLEARABLE = {
+    "UserUpdate": ["username", "email", "is_active", "is_verified", "attributes"],
+    "GroupUpdate": ["name", "is_active"],
+    "RoleUpdate": ["name"],
+    "PermissionUpdate": ["name"],
+    "ModuleUpdate": ["name", "label", "order", "is_active"],
+    "RouteUpdate": [
+        "path",
+        "name",
+        "label",
+        "order",
+        "module_id",
+        "show_in_sidebar",
+        "is_active",
+        "metadata",
+    ],
+    "PatientUpdate": ["mrn", "given_name", "family_name", "admission_status", "public_consent"],
+}
+
+
+def _offers_null(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(_offers_null(s) for s in schema.get("anyOf", []))
+
+
+async def test_fields_that_refuse_null_are_not_nullable_in_the_schema(
+    client: httpx.AsyncClient,
+) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    nullable = [
+        f"{name}.{field}"
+        for name, fields in NOT_CLEARABLE.items()
+        for field in fields
+        if _offers_null(schemas[name]["properties"][field])
+        or "default" in schemas[name]["properties"][field]
+    ]
+    assert not nullable
+    # The minimum and maximum of a not-null number are still in its schema.
+    assert schemas["ModuleUpdate"]["properties"]["order"]["minimum"] < 0
+    # A field that may be cleared still offers null.
+    assert _offers_null(schemas["GroupUpdate"]["properties"]["description"])
+
+
+async def test_null_for_a_field_that_refuses_it_is_a_422_naming_it(
+    admin_client: httpx.AsyncClient,
+) -> None:
+    group = await admin_client.post("/api/v1/groups", json={"name": "nullable"})
+    assert group.status_code == 201, group.text
+    for field in NOT_CLEARABLE["GroupUpdate"]:
+        response = await admin_client.put(
+            f"/api/v1/groups/{group.json()['id']}", json={field: None}
+        )
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    kept = await admin_client.get(f"/api/v1/groups/{group.json()['id']}")
+    assert kept.json()["name"] == "nullable" and kept.json()["is_active"] is True

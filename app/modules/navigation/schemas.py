@@ -10,7 +10,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.authz.permissions import is_valid_permission
-from app.core.inputs import Text, refuse_nul
+from app.core.inputs import Omittable, Text, refuse_nul
 from app.modules.navigation.models import NavModule, NavRoute
 
 MODULE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
@@ -46,12 +46,6 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return refuse_nul(value)  # in a key or a string, at any depth: as every other text field
 
 
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may not be null")
-    return value
-
-
 def _check_path(value: str | None) -> str | None:
     if value is not None and not value.startswith("/"):
         raise ValueError("must start with /")
@@ -73,14 +67,12 @@ class ModuleCreate(BaseModel):
 class ModuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, pattern=MODULE_NAME_PATTERN)
-    label: Text | None = Field(default=None, min_length=1, max_length=120)
+    name: Omittable[str] = Field(default=None, pattern=MODULE_NAME_PATTERN)
+    label: Omittable[Text] = Field(default=None, min_length=1, max_length=120)
     icon: Text | None = Field(default=None, max_length=80)
-    order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    order: Omittable[int] = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     description: Text | None = Field(default=None, max_length=500)
-    is_active: StrictBool | None = None
-
-    _required = field_validator("name", "label", "order", "is_active")(_not_null)
+    is_active: Omittable[StrictBool] = None
 
 
 class ModulePublic(BaseModel):
@@ -123,21 +115,17 @@ class RouteCreate(BaseModel):
 class RouteUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: Text | None = Field(default=None, min_length=1, max_length=500)
-    name: str | None = Field(default=None, pattern=ROUTE_NAME_PATTERN)
-    label: Text | None = Field(default=None, min_length=1, max_length=120)
+    path: Omittable[Text] = Field(default=None, min_length=1, max_length=500)
+    name: Omittable[str] = Field(default=None, pattern=ROUTE_NAME_PATTERN)
+    label: Omittable[Text] = Field(default=None, min_length=1, max_length=120)
     icon: Text | None = Field(default=None, max_length=80)
-    order: int | None = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
-    module_id: uuid.UUID | None = None
+    order: Omittable[int] = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    module_id: Omittable[uuid.UUID] = None
     parent_id: uuid.UUID | None = None
     required_permission: str | None = Field(default=None, max_length=161)
-    show_in_sidebar: StrictBool | None = None
-    is_active: StrictBool | None = None
-    metadata: dict[str, Any] | None = None
-
-    _required = field_validator(
-        "path", "name", "label", "order", "module_id", "show_in_sidebar", "is_active", "metadata"
-    )(_not_null)
+    show_in_sidebar: Omittable[StrictBool] = None
+    is_active: Omittable[StrictBool] = None
+    metadata: Omittable[dict[str, Any]] = None
     _permission = field_validator("required_permission")(_check_permission)
     _metadata = field_validator("metadata")(_check_metadata)
     _path = field_validator("path")(_check_path)

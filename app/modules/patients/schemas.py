@@ -16,14 +16,10 @@ from pydantic import (
     EmailStr,
     Field,
     StrictBool,
-    ValidationInfo,
     field_validator,
 )
 
-from app.core.inputs import refuse_nul, to_utc
-
-# Columns that cannot be emptied: sending null for them is a 422, never a database error.
-NOT_NULL = ("mrn", "given_name", "family_name", "admission_status", "public_consent")
+from app.core.inputs import Omittable, refuse_nul, to_utc
 
 AdmissionStatus = Literal["admitted", "outpatient", "discharged"]
 Sex = Literal["female", "male", "other", "unknown"]
@@ -60,11 +56,7 @@ class _PatientFields(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _clean(cls, value: Any, info: ValidationInfo) -> Any:
-        # Runs only for fields that were sent (defaults are not validated), so leaving a
-        # NOT_NULL field out stays allowed, while sending null is a 422 naming that field.
-        if value is None and info.field_name in NOT_NULL:
-            raise ValueError("may not be null")
+    def _clean(cls, value: Any) -> Any:
         return utc_datetime(refuse_nul(value))
 
 
@@ -74,18 +66,19 @@ class PatientCreate(_PatientFields):
     mrn: str = Field(min_length=1, max_length=40)
     given_name: str = Field(min_length=1, max_length=100)
     family_name: str = Field(min_length=1, max_length=100)
-    admission_status: AdmissionStatus | None = None
-    public_consent: StrictBool | None = None
+    # Columns that cannot be emptied (Omittable): null is a 422, never a database error.
+    admission_status: Omittable[AdmissionStatus] = None
+    public_consent: Omittable[StrictBool] = None
 
 
 class PatientUpdate(_PatientFields):
     """Every field optional; only the fields sent are checked and written."""
 
-    mrn: str | None = Field(default=None, min_length=1, max_length=40)
-    given_name: str | None = Field(default=None, min_length=1, max_length=100)
-    family_name: str | None = Field(default=None, min_length=1, max_length=100)
-    admission_status: AdmissionStatus | None = None
-    public_consent: StrictBool | None = None
+    mrn: Omittable[str] = Field(default=None, min_length=1, max_length=40)
+    given_name: Omittable[str] = Field(default=None, min_length=1, max_length=100)
+    family_name: Omittable[str] = Field(default=None, min_length=1, max_length=100)
+    admission_status: Omittable[AdmissionStatus] = None
+    public_consent: Omittable[StrictBool] = None
 
 
 class PatientPublic(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from app.authz.permissions import is_valid_permission
-from app.core.inputs import Text
+from app.core.inputs import Omittable, Text
 
 ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]{0,79}$"
 
@@ -22,13 +22,6 @@ def _check_permission_name(value: str | None) -> str | None:
         raise ValueError(
             "must be resource:action (lower-case letters, digits, _ or -; * as a wildcard)"
         )
-    return value
-
-
-def _not_null(value: Any) -> Any:
-    """For update fields that may be left out but not cleared."""
-    if value is None:
-        raise ValueError("may not be null")
     return value
 
 
@@ -55,13 +48,12 @@ class PermissionCreate(_Strict):
 
 
 class PermissionUpdate(_Strict):
-    name: str | None = Field(default=None, max_length=150)
+    name: Omittable[str] = Field(default=None, max_length=150)
     description: Text | None = Field(default=None, max_length=500)
     category: Text | None = Field(
         default=None, max_length=80, description="null resets it to the resource"
     )
 
-    _required = field_validator("name", mode="before")(_not_null)
     _v = field_validator("name")(_check_permission_name)
 
 
@@ -114,10 +106,8 @@ class RoleMinimalCreate(_Strict):
 
 
 class RoleUpdate(_Strict):
-    name: str | None = Field(default=None, pattern=ROLE_NAME_PATTERN)
+    name: Omittable[str] = Field(default=None, pattern=ROLE_NAME_PATTERN)
     description: Text | None = Field(default=None, max_length=500)
-
-    _required = field_validator("name", mode="before")(_not_null)
 
 
 class RolePublic(BaseModel):
@@ -161,11 +151,9 @@ class GroupCreate(_Strict):
 
 
 class GroupUpdate(_Strict):
-    name: Text | None = Field(default=None, min_length=1, max_length=80)
+    name: Omittable[Text] = Field(default=None, min_length=1, max_length=80)
     description: Text | None = Field(default=None, max_length=500)
-    is_active: StrictBool | None = None
-
-    _required = field_validator("name", "is_active", mode="before")(_not_null)
+    is_active: Omittable[StrictBool] = None
     _name = field_validator("name")(_group_name)
 
 

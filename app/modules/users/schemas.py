@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.core.inputs import refuse_nul
+from app.core.inputs import Omittable, refuse_nul
 
 ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 MAX_ATTRIBUTES = 50
@@ -121,23 +121,16 @@ class UserCreate(_Strict):
 class UserUpdate(_Strict):
     """PATCH /users/{id}: every field optional; only the fields sent change."""
 
-    username: Username | None = None
-    email: Email | None = None
+    username: Omittable[Username] = None
+    email: Omittable[Email] = None
     full_name: FullName | None = None
     given_name: Name | None = None
     family_name: Name | None = None
     nickname: Name | None = None
     picture_url: PictureUrl = None
-    is_active: StrictBool | None = None
-    is_verified: StrictBool | None = None
-    attributes: Attributes | None = None
-
-    @field_validator("username", "email", "is_active", "is_verified", "attributes")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    is_active: Omittable[StrictBool] = None
+    is_verified: Omittable[StrictBool] = None
+    attributes: Omittable[Attributes] = None
 
 
 class UserReplace(_Strict):
