@@ -1,5 +1,6 @@
 """A JSON boolean in a request body must be a JSON boolean: `0`, `1`, `"true"` or `"no"` is a
-422 naming the field, not quietly read as true or false (Pydantic's lax mode would)."""
+422 naming the field, not quietly read as true or false (Pydantic's lax mode would); and a
+number is not a boolean either (`"order": true`)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ async def test_body_flags_refuse_numbers_and_strings(
         ),
         "atomic",
     )
+    # A number is a JSON number: `true` is not 1.
+    module = {"name": "flags", "label": "Flags", "order": True}
+    _assert_refused(await admin_client.post(f"{API}/modules", json=module), "order")
     # Nothing was written by any of them.
     users = await admin_client.get(f"{API}/users", params={"q": "flag_user"})
     assert users.json()["total"] == 0

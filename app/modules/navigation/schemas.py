@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from app.authz.permissions import is_valid_permission
 from app.core.inputs import Omittable, Text, refuse_nul
@@ -59,7 +59,7 @@ class ModuleCreate(BaseModel):
     name: str = Field(pattern=MODULE_NAME_PATTERN, description="Unique slug")
     label: Text = Field(min_length=1, max_length=120)
     icon: Text | None = Field(default=None, max_length=80)
-    order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    order: StrictInt = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     description: Text | None = Field(default=None, max_length=500)
     is_active: StrictBool = True
 
@@ -70,7 +70,7 @@ class ModuleUpdate(BaseModel):
     name: Omittable[str] = Field(default=None, pattern=MODULE_NAME_PATTERN)
     label: Omittable[Text] = Field(default=None, min_length=1, max_length=120)
     icon: Text | None = Field(default=None, max_length=80)
-    order: Omittable[int] = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    order: Omittable[StrictInt] = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     description: Text | None = Field(default=None, max_length=500)
     is_active: Omittable[StrictBool] = None
 
@@ -99,7 +99,7 @@ class RouteCreate(BaseModel):
     name: str = Field(pattern=ROUTE_NAME_PATTERN, description="Unique name")
     label: Text = Field(min_length=1, max_length=120)
     icon: Text | None = Field(default=None, max_length=80)
-    order: int = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    order: StrictInt = Field(default=0, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     module_id: uuid.UUID
     parent_id: uuid.UUID | None = None
     required_permission: str | None = Field(default=None, max_length=161)
@@ -119,7 +119,7 @@ class RouteUpdate(BaseModel):
     name: Omittable[str] = Field(default=None, pattern=ROUTE_NAME_PATTERN)
     label: Omittable[Text] = Field(default=None, min_length=1, max_length=120)
     icon: Text | None = Field(default=None, max_length=80)
-    order: Omittable[int] = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
+    order: Omittable[StrictInt] = Field(default=None, ge=-ORDER_LIMIT, le=ORDER_LIMIT)
     module_id: Omittable[uuid.UUID] = None
     parent_id: uuid.UUID | None = None
     required_permission: str | None = Field(default=None, max_length=161)
