@@ -16,13 +16,14 @@ from typing import Annotated, Any
 import uuid_utils
 from fastapi import Depends
 from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
@@ -208,11 +209,11 @@ async def execute_writes(session: AsyncSession, writes: Sequence[Write]) -> None
     one worker-thread call (app/core/sqlite_driver.py): an error of theirs surfaces there, and
     the transaction fails as a whole, as it would have at once. Core statements only: their row
     counts are not known there (an ORM flush checks them)."""
-    connection = await session.connection()
-    await connection.run_sync(_execute_writes, writes)
+    await session.run_sync(_execute_writes, writes)
 
 
-def _execute_writes(connection: Connection, writes: Sequence[Write]) -> None:
+def _execute_writes(session: Session, writes: Sequence[Write]) -> None:
+    connection = session.connection()
     adapted = connection.connection.dbapi_connection
     held = adapted if isinstance(adapted, OneCallConnection) else None
     if held is not None:

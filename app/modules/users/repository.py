@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.authz.holders import role_holder_ids, role_lock
@@ -64,6 +65,16 @@ _LOGIN_ACCOUNT = select(*(_USERS.c[field.name] for field in fields(LoginAccount)
 _ACCOUNT_BY_USERNAME = _LOGIN_ACCOUNT.where(
     _USERS.c.username == bindparam("b_login"), _USERS.c.deleted_at.is_(None)
 )
+
+
+def _first_row(
+    session: Session, stmt: Select[Any], params: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """On the session's connection, past the ORM layer, in one pass through the async bridge."""
+    row = session.connection().execute(stmt, params).first()
+    return None if row is None else tuple(row)
+
+
 _ACCOUNT_BY_EMAIL = _LOGIN_ACCOUNT.where(
     _USERS.c.email == bindparam("b_login"), _USERS.c.deleted_at.is_(None)
 )
@@ -159,7 +170,7 @@ class UserRepository:
         (a Core SELECT: no ORM identity map or instance state on the hot path)."""
         value = login.strip().lower()
         stmt = _ACCOUNT_BY_EMAIL if "@" in value else _ACCOUNT_BY_USERNAME
-        row = (await (await self.session.connection()).execute(stmt, {"b_login": value})).first()
+        row = await self.session.run_sync(_first_row, stmt, {"b_login": value})
         return None if row is None else LoginAccount(*row)
 
     def login_write(
