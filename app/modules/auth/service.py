@@ -33,6 +33,7 @@ from app.modules.auth.models import AuthSession, RefreshToken
 from app.modules.auth.repository import SessionRepository, revoked_session_ids
 
 if TYPE_CHECKING:
+    from app.modules.users.models import LoginAccount
     from app.modules.users.service import UsersService
 
 logger = logging.getLogger("gatehouse.auth")
@@ -206,14 +207,20 @@ class AuthService:
                 keep_changes=True,
             )
 
-        # One batch of Core statements on the request's transaction (no ORM unit of work on
-        # the hot path; on SQLite they reach the database with the commit, in one call).
-        # A changed hash (new parameters, a bcrypt import) is upgraded here.
+        return await self._start_session(user, now, new_hash)
+
+    async def _start_session(
+        self, user: LoginAccount, now: datetime, new_hash: str | None
+    ) -> dict[str, Any]:
+        """A successful login's writes and its token pair. The writes are one batch of Core
+        statements on the request's transaction (no ORM unit of work on the hot path; on SQLite
+        they reach the database with the commit, in one call). A changed hash (new parameters, a
+        bcrypt import) is upgraded here."""
         ip, user_agent = _client()
         refresh = opaque_token()
         session_id, session_writes = self.sessions.new_session_writes(
             user_id=user.id,
-            expires_at=now + timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS),
+            expires_at=now + timedelta(days=self.settings.REFRESH_TOKEN_EXPIRE_DAYS),
             now=now,
             ip=ip,
             user_agent=user_agent,
