@@ -3,6 +3,7 @@ it must behave exactly like a DB-API cursor for everything SQLAlchemy reads from
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,16 @@ async def _stored(engine) -> list[str]:  # type: ignore[no-untyped-def]
         return list((await conn.execute(select(things.c.name).order_by(things.c.id))).scalars())
 
 
+@asynccontextmanager
+async def _connected_session(engine, worker_calls: list[str]):  # type: ignore[no-untyped-def]
+    """A session whose connection is already checked out, the calls that took cleared: what the
+    test does next is all the log shows."""
+    async with AsyncSession(engine) as session:
+        await session.connection()
+        worker_calls.clear()
+        yield session
+
+
 @pytest.fixture
 def worker_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the functions each aiosqlite worker-thread call ran, in order (closing the
@@ -132,9 +143,7 @@ async def test_held_writes_reach_the_database_with_the_commit_in_one_call(
     engine,  # type: ignore[no-untyped-def]
     worker_calls: list[str],
 ) -> None:
-    async with AsyncSession(engine) as session:
-        await session.connection()
-        worker_calls.clear()
+    async with _connected_session(engine, worker_calls) as session:
         await execute_writes(
             session,
             [
@@ -153,9 +162,7 @@ async def test_a_read_after_held_writes_sees_them_in_the_same_call(
     engine,  # type: ignore[no-untyped-def]
     worker_calls: list[str],
 ) -> None:
-    async with AsyncSession(engine) as session:
-        await session.connection()
-        worker_calls.clear()
+    async with _connected_session(engine, worker_calls) as session:
         await execute_writes(session, [(insert(things), {"name": "seen"})])
         count = await session.scalar(select(func.count()).select_from(things))
         assert count == 1
@@ -180,9 +187,7 @@ async def test_rollback_drops_held_writes_without_a_call(
     engine,  # type: ignore[no-untyped-def]
     worker_calls: list[str],
 ) -> None:
-    async with AsyncSession(engine) as session:
-        await session.connection()
-        worker_calls.clear()
+    async with _connected_session(engine, worker_calls) as session:
         await execute_writes(session, [(insert(things), {"name": "dropped"})])
         await session.rollback()
         assert worker_calls == []
